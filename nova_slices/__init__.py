@@ -1,0 +1,1 @@
+"""NUMA, device and slice placement for Nova-style libvirt compute hosts."""

@@ -1,0 +1,181 @@
+"""The subcommands: each takes parsed args and a Runtime, returns status."""
+
+import uuid as uuidlib
+
+from nova_slices.cmd.output import emit_errors, emit_json, table
+from nova_slices.errors import NovaSlicesError
+from nova_slices.slices import encoding
+from nova_slices.slices.tree import load_tree
+
+
+def validate(args, rt):
+    """Configuration, slice tree, templates and a dry render of each."""
+    tree = load_tree(rt.conf)
+    errors = []
+    checked = []
+    from nova_slices.driver import SliceDriver
+
+    driver = SliceDriver(rt.conf, rt.host, client=None, sync=False)
+    for s in tree.slices.values():
+        try:
+            driver.render(f"validate-{s.name}", str(uuidlib.uuid4()), s.name)
+            checked.append(s.name)
+        except NovaSlicesError as exc:
+            errors.append(exc)
+    if args.format == "json":
+        emit_json({"valid": not errors, "slices": checked,
+                   "errors": [e.to_dict() for e in errors]})
+    else:
+        if errors:
+            emit_errors(errors, "text")
+        print(f"{len(checked)} of {len(tree.slices)} slice templates render "
+              f"valid domain XML for host {rt.host.hostname}")
+    return 2 if errors else 0
+
+
+def sync(args, rt):
+    result = rt.driver.update_provider_tree()
+    if args.format == "json":
+        emit_json({"created": result.created, "updated": result.updated,
+                   "deleted": result.deleted, "kept": result.kept,
+                   "warnings": result.warnings,
+                   "placement_writes": rt.client.writes()})
+        return 0
+    for label, names in (("created", result.created),
+                         ("updated", result.updated),
+                         ("deleted", result.deleted),
+                         ("kept (holds allocations)", result.kept)):
+        if names:
+            print(f"{label}: {', '.join(names)}")
+    if not result.changed:
+        print("provider tree already up to date (no write)")
+    return 0
+
+
+def providers(args, rt):
+    views = rt.driver.provider_views()
+    if args.format == "json":
+        emit_json(views)
+        return 0
+    print(render_providers(views))
+    return 0
+
+
+def render_providers(views):
+    """The tree as indented text with ``used/total`` per class."""
+    depth = {}
+    lines = []
+    for v in views:
+        depth[v["uuid"]] = depth.get(v["parent_uuid"], -1) + 1
+        inv = ", ".join(
+            f"{rc} {i['used']}/{i['total']}"
+            + (f" (reserved {i['reserved']})" if i["reserved"] else "")
+            for rc, i in v["inventories"].items()
+        )
+        pad = "  " * depth[v["uuid"]]
+        lines.append(f"{pad}{v['name']}" + (f"  [{inv}]" if inv else ""))
+    return "\n".join(lines)
+
+
+def flavor_specs(args, rt):
+    specs = encoding.all_flavor_specs(load_tree(rt.conf))
+    if args.format == "json":
+        emit_json(specs)
+        return 0
+    for rc, form in specs.items():
+        print(f"# {rc}")
+        print("# Placement query (what spawn sends; needs microversion "
+              "1.36):")
+        for key, value in form.items():
+            if key == "nova_flavor":
+                continue
+            for v in value if isinstance(value, list) else [value]:
+                print(f"#   {key}={v}")
+        props = " ".join(
+            f"--property {k}={v}" for k, v in form["nova_flavor"].items()
+        )
+        print(f"openstack flavor set FLAVOR {props}")
+        print()
+    return 0
+
+
+def spawn(args, rt):
+    rt.driver.update_provider_tree()
+    interfaces = [
+        {"type": "network", "source": net,
+         "mac_address": _mac(args.name, i), "model": "virtio"}
+        for i, net in enumerate(args.network)
+    ]
+    try:
+        view = rt.driver.spawn(args.name, args.slice_class,
+                               instance_uuid=args.uuid,
+                               interfaces=interfaces)
+    except NovaSlicesError as exc:
+        if exc.code in ("slice.no-candidates", "slice.lost-race"):
+            return _rejected(args, rt, exc)
+        raise
+    if args.format == "json":
+        emit_json(_guest_json(view))
+    else:
+        print(f"spawned {view.name} ({view.instance_uuid}) on slice "
+              f"{view.slice_name}")
+    return 0
+
+
+def _rejected(args, rt, exc):
+    reasons = rt.driver.explain_unavailable(args.slice_class)
+    if args.format == "json":
+        emit_json({"errors": [exc.to_dict()], "reasons": reasons})
+    else:
+        emit_errors([exc], "text")
+        for r in reasons:
+            print(f"  slice {r['slice']}: {r['reason']}")
+    return exc.exit_status
+
+
+def _mac(name, index):
+    digest = uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{name}/{index}").bytes
+    return "52:54:00:%02x:%02x:%02x" % (digest[0], digest[1], digest[2])
+
+
+def _guest_json(view):
+    return {"name": view.name, "instance_uuid": view.instance_uuid,
+            "slice": view.slice_name, "resource_class": view.resource_class,
+            "state": view.state, "allocations": view.allocations}
+
+
+def destroy(args, rt):
+    record = rt.driver.destroy(args.name)
+    if args.format == "json":
+        emit_json({"name": args.name,
+                   "instance_uuid": record.instance_uuid if record else None,
+                   "slice": record.slice_name if record else None})
+    else:
+        print(f"destroyed {args.name}"
+              + (f"; released slice {record.slice_name}"
+                 if record and record.slice_name else ""))
+    return 0
+
+
+def list_guests(args, rt):
+    views, problems = rt.driver.guests()
+    if args.format == "json":
+        emit_json({
+            "guests": [_guest_json(v) for v in views],
+            "discrepancies": [
+                {"code": p.code, "instance_uuid": p.instance_uuid,
+                 "name": p.name, "message": p.message} for p in problems
+            ],
+        })
+        return 0
+    if views:
+        print(table(
+            [(v.name, v.instance_uuid, v.slice_name or "-",
+              v.resource_class or "-", v.state) for v in views],
+            ("NAME", "INSTANCE UUID", "SLICE", "CLASS", "STATE"),
+        ))
+    else:
+        print("no guests")
+    for p in problems:
+        print(f"warning [{p.code}]: {p.message}")
+    return 0

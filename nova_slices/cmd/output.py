@@ -1,0 +1,37 @@
+"""Printing results and errors: text for people, JSON for programs."""
+
+import json
+import sys
+
+
+def emit_json(value, stream=None):
+    stream = stream or sys.stdout
+    json.dump(value, stream, indent=2, sort_keys=False)
+    stream.write("\n")
+
+
+def emit_errors(errors, fmt, stream=None):
+    """Print NovaSlicesError-like errors in the requested format."""
+    if fmt == "json":
+        emit_json({"errors": [e.to_dict() for e in errors]}, stream or
+                  sys.stdout)
+        return
+    stream = stream or sys.stderr
+    for err in errors:
+        stream.write(f"error [{err.code}]: {err.message}\n")
+
+
+def table(rows, headers):
+    """Plain fixed-width table as a string."""
+    rows = [[str(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths,
+                                                   strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths,
+                                                           strict=True))
+                     .rstrip())
+    return "\n".join(lines)

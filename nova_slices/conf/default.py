@@ -1,0 +1,40 @@
+"""``[DEFAULT]`` options."""
+
+import os
+
+from oslo_config import cfg
+
+
+def _default_state_path():
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "nova-slices")
+
+
+default_opts = [
+    cfg.StrOpt(
+        "state_path",
+        default=_default_state_path(),
+        sample_default="$XDG_STATE_HOME/nova-slices",
+        help="Directory for this host's state: the embedded Placement "
+        "database, and the domain XML that the embedded (test-driver) host "
+        "keeps across processes, as libvirtd keeps its own config "
+        "directory.",
+    ),
+    cfg.StrOpt(
+        "host",
+        help="Name of this compute host as Placement knows it (the root "
+        "resource provider's name). Defaults to libvirt's hostname for "
+        "real hypervisors and to the host bundle's name for libvirt's "
+        "test driver, so that reports are stable across machines.",
+    ),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(default_opts)
+
+
+def list_opts():
+    return {"DEFAULT": default_opts}

@@ -1,0 +1,66 @@
+"""``[libvirt]`` options: the connection, the host bundle and slices."""
+
+from oslo_config import cfg
+
+from nova_slices import data
+
+libvirt_group = cfg.OptGroup(
+    "libvirt", title="libvirt connection and slice options"
+)
+
+libvirt_opts = [
+    cfg.StrOpt(
+        "connection_uri",
+        default="",
+        help="libvirt connection URI. Empty means libvirt's test driver "
+        "on the node file of ``host_bundle`` (test:///<host_bundle>/"
+        "node.xml), the embedded default. Production hosts set "
+        "qemu:///system.",
+    ),
+    cfg.StrOpt(
+        "host_bundle",
+        default=data.host_bundle(),
+        sample_default="<shipped>/etc/hosts/gpu8-2s",
+        help="Directory holding a host bundle: ``node.xml`` (a libvirt "
+        "test-driver node file with the host's node devices) and "
+        "``capabilities.xml`` (the host's capabilities, which the test "
+        "driver cannot report). Used whenever the connection is "
+        "libvirt's test driver.",
+    ),
+    cfg.StrOpt(
+        "capabilities_file",
+        help="Read host capabilities from this file instead of asking the "
+        "connection. Defaults to ``<host_bundle>/capabilities.xml`` for "
+        "libvirt's test driver and to the connection's "
+        "getCapabilities() otherwise.",
+    ),
+    cfg.MultiStrOpt(
+        "slice_spec",
+        default=[],
+        help="One slice of this host, repeated once per slice. A JSON "
+        'object: {"name": "4_1", "resource_class": '
+        '"CUSTOM_SLICE_4_GPU_V1", "template_file": "slice_4_1.xml.j2", '
+        '"conflict_parent": "8_1"}. The libvirt-slices spec\'s relaxed '
+        'form {name="4_1", "resource_class":"CUSTOM_SLICE_4_GPU_V1", ...} '
+        "is accepted too. ``conflict_parent`` names the slice this one "
+        "overlaps: slices form a forest and a slice conflicts with its "
+        "ancestors and descendants. All slices of one resource class must "
+        "have the same shape (ancestor classes and number of leaves).",
+    ),
+    cfg.StrOpt(
+        "slice_template_dir",
+        default=data.templates_dir(),
+        sample_default="<shipped>/templates",
+        help="Directory against which relative ``template_file`` paths of "
+        "``slice_spec`` resolve.",
+    ),
+]
+
+
+def register_opts(conf):
+    conf.register_group(libvirt_group)
+    conf.register_opts(libvirt_opts, group=libvirt_group)
+
+
+def list_opts():
+    return {libvirt_group: libvirt_opts}

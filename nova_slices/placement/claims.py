@@ -1,0 +1,154 @@
+"""Claim and release one slice in Placement, atomically.
+
+A claim asks for allocation candidates with the unit-chain request, picks
+one, and PUTs it as the instance's allocations with consumer generation
+``None`` (a new consumer).  Another claimer may win the race between the
+two calls: Placement then answers 409 and we retry with fresh candidates,
+a bounded number of times, with jittered back-off so racers spread out.
+"""
+
+import dataclasses
+import logging
+import random
+import time
+
+from nova_slices.errors import NoCandidates, PlacementError
+from nova_slices.placement.client import expect
+from nova_slices.slices.encoding import SLICE_GROUP, slice_request
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    consumer: str
+    slice_name: str
+    resource_class: str
+    #: provider uuid -> {resource class: amount}
+    allocations: dict
+
+
+def _candidates(client, request, root_uuid):
+    # keep every group on this host's tree (a remote Placement has many)
+    params = request.query_params() + [
+        (f"in_tree{suffix}", root_uuid) for suffix in request.groups
+    ]
+    resp = expect(client.get("/allocation_candidates", params=params), 200)
+    return resp.body
+
+
+def _choose(body, slice_of_provider, tree):
+    """Pick the candidate that keeps the most room for big slices.
+
+    Prefer slices whose ancestors already have units in use (fill a
+    partly used 4-GPU node before opening a fresh one), then the lowest
+    slice name, so the choice is deterministic.
+    """
+    summaries = body["provider_summaries"]
+    best = None
+    for request in body["allocation_requests"]:
+        slice_uuid = request["mappings"][SLICE_GROUP][0]
+        name = slice_of_provider.get(slice_uuid)
+        if name is None:
+            continue
+        used = 0
+        for rp, summary in summaries.items():
+            if rp == slice_uuid or rp not in request["allocations"]:
+                continue
+            used += sum(r["used"] for r in summary["resources"].values())
+        key = (-used, _natural(name))
+        if best is None or key < best[0]:
+            best = (key, name, request)
+    return best
+
+
+def _natural(name):
+    parts = name.replace("_", " ").replace("-", " ").split()
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+
+
+def claim_slice(client, tree, providers, resource_class, consumer,
+                project_id, user_id, retries=5, rng=random,
+                sleep=time.sleep):
+    """Claim one slice of ``resource_class`` for ``consumer``."""
+    request = slice_request(tree, resource_class)
+    slice_of_provider = providers.slice_of_provider()
+    lost = 0
+    for attempt in range(retries):
+        body = _candidates(client, request, providers.root.uuid)
+        best = _choose(body, slice_of_provider, tree)
+        if best is None:
+            if lost:
+                raise NoCandidates(
+                    f"no {resource_class} slice is free any more: the "
+                    f"candidate(s) seen were taken by concurrent claims "
+                    f"({lost} lost race(s))",
+                    code="slice.lost-race",
+                    value=resource_class,
+                )
+            raise NoCandidates(
+                f"no {resource_class} slice is free",
+                code="slice.no-candidates",
+                value=resource_class,
+            )
+        _, name, chosen = best
+        allocations = {
+            rp: {"resources": a["resources"]}
+            for rp, a in chosen["allocations"].items()
+        }
+        resp = client.put(
+            f"/allocations/{consumer}",
+            {
+                "allocations": allocations,
+                "project_id": project_id,
+                "user_id": user_id,
+                "consumer_generation": None,
+            },
+        )
+        if resp.status == 204:
+            return Claim(
+                consumer, name, resource_class,
+                {rp: a["resources"] for rp, a in allocations.items()},
+            )
+        if resp.status != 409:
+            expect(resp, 204)
+        lost += 1
+        LOG.info(
+            "claim of slice %s for %s lost a race (%s); retrying",
+            name, consumer, resp.error_code,
+        )
+        sleep(rng.uniform(0.01, 0.05) * (2 ** attempt))
+    raise PlacementError(
+        f"could not claim a {resource_class} slice for {consumer}: "
+        f"{retries} attempts all lost to concurrent claims",
+        code="placement.claim-conflict",
+        value=resource_class,
+    )
+
+
+def release(client, consumer):
+    """Delete a consumer's allocations (idempotent)."""
+    expect(client.delete(f"/allocations/{consumer}"), 204, 404)
+
+
+def consumer_allocations(client, consumer):
+    resp = expect(client.get(f"/allocations/{consumer}"), 200)
+    return {
+        rp: a["resources"] for rp, a in resp.body["allocations"].items()
+    }
+
+
+def tree_usage(client, providers):
+    """{slice name: {consumer: resources}} for every slice provider."""
+    usage = {}
+    for uuid, name in providers.slice_of_provider().items():
+        resp = client.get(f"/resource_providers/{uuid}/allocations")
+        if resp.status == 404:
+            usage[name] = {}
+            continue
+        expect(resp, 200)
+        usage[name] = {
+            consumer: alloc["resources"]
+            for consumer, alloc in resp.body["allocations"].items()
+        }
+    return usage
