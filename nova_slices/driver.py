@@ -48,6 +48,16 @@ class Discrepancy:
     name: str | None = None
 
 
+def _check_name(name):
+    """libvirt refuses '/' in names (they become file names)."""
+    if not name or "/" in name or len(name) > 200:
+        raise GuestError(
+            f"guest name {name!r} is invalid: it must be 1-200 characters "
+            "without '/'",
+            code="guest.name-invalid", key="name", value=name,
+        ).with_status(2)
+
+
 class SliceDriver:
     def __init__(self, conf, host, client, sync=None):
         self.conf = conf
@@ -77,6 +87,7 @@ class SliceDriver:
               interfaces=(), user_metadata=None):
         """Claim a slice, render its template, define and start it."""
         instance_uuid = instance_uuid or str(uuidlib.uuid4())
+        _check_name(name)
         if self.host.lookup(name) is not None:
             raise GuestError(
                 f"a guest named {name!r} already exists on this host",

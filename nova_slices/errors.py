@@ -23,6 +23,11 @@ class NovaSlicesError(Exception):
         self.key = key
         self.value = value
 
+    def with_status(self, exit_status):
+        """This error with another exit status (e.g. 2 for bad input)."""
+        self.exit_status = exit_status
+        return self
+
     def to_dict(self):
         d = {"code": self.code, "message": self.message}
         if self.key is not None:

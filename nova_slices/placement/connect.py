@@ -28,6 +28,8 @@ def remote_adapter(conf):
     """An adapter built from nova.conf's ``[placement]`` options."""
     try:
         auth = ks_loading.load_auth_from_conf_options(conf, GROUP)
+        if auth is None:
+            raise ValueError("[placement] auth_type is not set")
         sess = ks_loading.load_session_from_conf_options(
             conf, GROUP, auth=auth
         )
