@@ -100,6 +100,8 @@ def build_parser():
 
 
 def _setup_logging(conf, debug):
+    # stdout carries results (JSON); logs go to stderr unless a file is set
+    conf.set_default("use_stderr", True)
     oslo_logging.setup(conf, "nova-slices")
     level = logging.DEBUG if debug else logging.WARNING
     logging.getLogger().setLevel(level)
@@ -116,6 +118,8 @@ def main(argv=None):
         overrides = {}
         if args.state_path:
             overrides[(None, "state_path")] = args.state_path
+        if args.debug:
+            overrides[(None, "debug")] = True
         conf = load_conf(args.config_file, args.config_dir, overrides)
         _setup_logging(conf, args.debug)
         with Runtime(conf) as runtime:

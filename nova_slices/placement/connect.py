@@ -1,5 +1,6 @@
 """Open the Placement this host reports to, per ``[placement] mode``."""
 
+import logging
 import os
 
 from keystoneauth1 import adapter as ks_adapter
@@ -65,6 +66,9 @@ def open_placement(conf):
     service = embedded.EmbeddedPlacement(
         conf.state_path,
         database_url=conf.placement.embedded_database_connection,
+        # the service's own warnings (e.g. a claim that lost a race, which
+        # we retry) are noise in a command's output; --debug shows them
+        log_level=logging.DEBUG if conf.debug else logging.ERROR,
     )
     service.start()
     return embedded_adapter(service.endpoint), service.endpoint, service

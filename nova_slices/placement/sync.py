@@ -160,6 +160,10 @@ class ProviderTreeSync:
             body["parent_provider_uuid"] = provider.parent_uuid
         resp = self.client.post("/resource_providers", body)
         if resp.status == 409:
+            # another process of this host may have just created it
+            existing = self._refresh_one(provider.uuid)
+            if existing is not None:
+                return existing
             raise PlacementError(
                 f"cannot create resource provider {provider.name!r} "
                 f"({provider.uuid}): {resp.detail}. Another provider "
