@@ -54,7 +54,9 @@ def _check_name(name):
         raise GuestError(
             f"guest name {name!r} is invalid: it must be 1-200 characters "
             "without '/'",
-            code="guest.name-invalid", key="name", value=name,
+            code="guest.name-invalid",
+            key="name",
+            value=name,
         ).with_status(2)
 
 
@@ -83,57 +85,94 @@ class SliceDriver:
         return self.sync.sync(self.providers)
 
     # -- guests ------------------------------------------------------------
-    def spawn(self, name, resource_class, instance_uuid=None, flavor=None,
-              interfaces=(), user_metadata=None):
+    def spawn(
+        self,
+        name,
+        resource_class,
+        instance_uuid=None,
+        flavor=None,
+        interfaces=(),
+        user_metadata=None,
+    ):
         """Claim a slice, render its template, define and start it."""
         instance_uuid = instance_uuid or str(uuidlib.uuid4())
         _check_name(name)
         if self.host.lookup(name) is not None:
             raise GuestError(
                 f"a guest named {name!r} already exists on this host",
-                code="guest.name-in-use", key="name", value=name,
+                code="guest.name-in-use",
+                key="name",
+                value=name,
             )
         claim = claims.claim_slice(
-            self.client, self.tree, self.providers, resource_class,
-            instance_uuid, CLI_PROJECT, CLI_USER,
+            self.client,
+            self.tree,
+            self.providers,
+            resource_class,
+            instance_uuid,
+            CLI_PROJECT,
+            CLI_USER,
             retries=self.conf.placement.claim_retries,
         )
         try:
             slice_name = encoding.slice_from_allocation(
-                self.tree, claim.allocations,
+                self.tree,
+                claim.allocations,
                 self.providers.slice_of_provider(),
             )
             xml = self.render(
-                name, instance_uuid, slice_name, flavor, interfaces,
+                name,
+                instance_uuid,
+                slice_name,
+                flavor,
+                interfaces,
                 user_metadata or {},
             )
             with self.host.lock():
                 if self.host.lookup(name) is not None:
                     raise GuestError(
                         f"a guest named {name!r} already exists on this host",
-                        code="guest.name-in-use", key="name", value=name,
+                        code="guest.name-in-use",
+                        key="name",
+                        value=name,
                     )
                 self.host.define_and_start(xml)
         except BaseException:
             claims.release(self.client, instance_uuid)
             raise
-        LOG.info("spawned %s (%s) on slice %s", name, instance_uuid,
-                 slice_name)
-        return GuestView(name, instance_uuid, slice_name, resource_class,
-                         "running", claim.allocations)
+        LOG.info(
+            "spawned %s (%s) on slice %s", name, instance_uuid, slice_name
+        )
+        return GuestView(
+            name,
+            instance_uuid,
+            slice_name,
+            resource_class,
+            "running",
+            claim.allocations,
+        )
 
-    def render(self, name, instance_uuid, slice_name, flavor=None,
-               interfaces=(), user_metadata=None):
+    def render(
+        self,
+        name,
+        instance_uuid,
+        slice_name,
+        flavor=None,
+        interfaces=(),
+        user_metadata=None,
+    ):
         """Domain XML for a guest on ``slice_name``, validated."""
         s = self.tree.slices[slice_name]
         context = {
             "instance": {"uuid": instance_uuid, "name": name},
-            "flavor": flavor or {
+            "flavor": flavor
+            or {
                 "name": s.resource_class.lower(),
                 "vcpus": 0,
                 "memory_mb": 0,
                 "extra_specs": encoding.slice_request(
-                    self.tree, s.resource_class).nova_flavor_specs(),
+                    self.tree, s.resource_class
+                ).nova_flavor_specs(),
             },
             "disk_path": os.path.join(
                 self.conf.state_path, "instances", instance_uuid, "disk"
@@ -147,21 +186,31 @@ class SliceDriver:
         text = templates.render_slice_template(s.template_file, context)
         domain = etree.fromstring(text.encode())
         where = f"slice template {s.template_file!r}"
-        if domain.findtext("name") != name or (
-            domain.findtext("uuid") or instance_uuid
-        ) != instance_uuid:
+        if (
+            domain.findtext("name") != name
+            or (domain.findtext("uuid") or instance_uuid) != instance_uuid
+        ):
             raise TemplateError(
                 f"{where} must set <name>{{{{ instance.name }}}}</name> and "
                 "<uuid>{{ instance.uuid }}</uuid>; it rendered name "
                 f"{domain.findtext('name')!r}, uuid "
                 f"{domain.findtext('uuid')!r}",
-                code="template.identity", key="template_file",
+                code="template.identity",
+                key="template_file",
                 value=s.template_file,
             )
-        metadata.inject(domain, metadata.GuestRecord(
-            name, instance_uuid, s.name, s.resource_class,
-            datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        ))
+        metadata.inject(
+            domain,
+            metadata.GuestRecord(
+                name,
+                instance_uuid,
+                s.name,
+                s.resource_class,
+                datetime.datetime.now(datetime.UTC).isoformat(
+                    timespec="seconds"
+                ),
+            ),
+        )
         validate_domain_xml(domain)
         problems = check_domain(
             domain, self.host.capabilities_xml(), self.host.pci_addresses()
@@ -169,7 +218,8 @@ class SliceDriver:
         if problems:
             raise TemplateError(
                 f"{where} does not fit this host: " + "; ".join(problems),
-                code="template.host-mismatch", key="template_file",
+                code="template.host-mismatch",
+                key="template_file",
                 value=s.template_file,
             )
         return etree.tostring(domain, encoding="unicode")
@@ -180,7 +230,9 @@ class SliceDriver:
             if dom is None:
                 raise GuestError(
                     f"no guest named {name!r} on this host",
-                    code="guest.not-found", key="name", value=name,
+                    code="guest.not-found",
+                    key="name",
+                    value=name,
                 )
             record = metadata.read(dom.XMLDesc(0))
             self.host.undefine(dom)
@@ -203,38 +255,53 @@ class SliceDriver:
                 continue
             allocations = by_consumer.get(record.instance_uuid, {})
             seen.add(record.instance_uuid)
-            views.append(GuestView(
-                record.name, record.instance_uuid, record.slice_name,
-                record.resource_class,
-                "running" if dom.isActive() else "shut off", allocations,
-            ))
+            views.append(
+                GuestView(
+                    record.name,
+                    record.instance_uuid,
+                    record.slice_name,
+                    record.resource_class,
+                    "running" if dom.isActive() else "shut off",
+                    allocations,
+                )
+            )
             if not allocations:
-                problems.append(Discrepancy(
-                    "guest.no-allocation",
-                    f"guest {record.name} ({record.instance_uuid}) runs on "
-                    f"slice {record.slice_name} but holds no allocation in "
-                    "Placement; another guest may be given that slice",
-                    record.instance_uuid, record.name,
-                ))
+                problems.append(
+                    Discrepancy(
+                        "guest.no-allocation",
+                        f"guest {record.name} ({record.instance_uuid}) runs "
+                        f"on slice {record.slice_name} but holds no "
+                        "allocation in Placement; another guest may be "
+                        "given that slice",
+                        record.instance_uuid,
+                        record.name,
+                    )
+                )
             elif record.slice_name not in allocations or not allocations[
                 record.slice_name
             ].get(record.resource_class):
-                problems.append(Discrepancy(
-                    "guest.allocation-mismatch",
-                    f"guest {record.name} runs on slice {record.slice_name} "
-                    f"but its allocation is on {sorted(allocations)}",
-                    record.instance_uuid, record.name,
-                ))
+                problems.append(
+                    Discrepancy(
+                        "guest.allocation-mismatch",
+                        f"guest {record.name} runs on slice "
+                        f"{record.slice_name} but its allocation is on "
+                        f"{sorted(allocations)}",
+                        record.instance_uuid,
+                        record.name,
+                    )
+                )
         for consumer, allocations in sorted(by_consumer.items()):
             if consumer not in seen:
-                problems.append(Discrepancy(
-                    "allocation.no-guest",
-                    f"consumer {consumer} holds slice allocations on "
-                    f"{sorted(allocations)} but no guest on this host "
-                    "records it; the slice stays unavailable until the "
-                    "allocation is deleted",
-                    consumer,
-                ))
+                problems.append(
+                    Discrepancy(
+                        "allocation.no-guest",
+                        f"consumer {consumer} holds slice allocations on "
+                        f"{sorted(allocations)} but no guest on this host "
+                        "records it; the slice stays unavailable until the "
+                        "allocation is deleted",
+                        consumer,
+                    )
+                )
         views.sort(key=lambda v: v.name)
         return views, problems
 
@@ -246,33 +313,45 @@ class SliceDriver:
             used = resp.body["usages"] if resp.status == 200 else {}
             inv = {}
             for rc, i in p.inventories.items():
-                inv[rc] = {"total": i.total, "reserved": i.reserved,
-                           "used": used.get(rc, 0)}
-            out.append({
-                "name": p.name, "uuid": p.uuid, "parent_uuid": p.parent_uuid,
-                "slice": p.slice_name, "inventories": inv,
-                "traits": sorted(p.traits),
-            })
+                inv[rc] = {
+                    "total": i.total,
+                    "reserved": i.reserved,
+                    "used": used.get(rc, 0),
+                }
+            out.append(
+                {
+                    "name": p.name,
+                    "uuid": p.uuid,
+                    "parent_uuid": p.parent_uuid,
+                    "slice": p.slice_name,
+                    "inventories": inv,
+                    "traits": sorted(p.traits),
+                }
+            )
         return out
 
     def explain_unavailable(self, resource_class):
         """Why each slice of a class cannot be taken (for rejections)."""
         usage = claims.tree_usage(self.client, self.providers)
         in_use = {
-            name for name, consumers in usage.items()
-            if any(r.get(self.tree.slices[name].resource_class)
-                   for r in consumers.values())
+            name
+            for name, consumers in usage.items()
+            if any(
+                r.get(self.tree.slices[name].resource_class)
+                for r in consumers.values()
+            )
         }
         reasons = []
         shape = self.tree.classes.get(resource_class)
-        for name in (shape.slices if shape else ()):
+        for name in shape.slices if shape else ():
             if name in in_use:
                 why = "in use"
             else:
                 blocking = sorted(self.tree.conflicts(name) & in_use)
                 why = (
                     f"conflicts with {', '.join(blocking)} in use"
-                    if blocking else "free"
+                    if blocking
+                    else "free"
                 )
             reasons.append({"slice": name, "reason": why})
         return reasons

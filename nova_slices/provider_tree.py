@@ -94,9 +94,7 @@ def build_provider_tree(hostname, slice_tree, compute_node_uuid=None):
             inventories[units_class(s.resource_class)] = Inventory(
                 total=s.leaves
             )
-        parent = (
-            slice_provider_uuid(root, s.parent) if s.parent else root
-        )
+        parent = slice_provider_uuid(root, s.parent) if s.parent else root
         providers.append(
             Provider(
                 slice_provider_name(hostname, s.name),

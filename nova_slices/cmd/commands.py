@@ -23,28 +23,43 @@ def validate(args, rt):
         except NovaSlicesError as exc:
             errors.append(exc)
     if args.format == "json":
-        emit_json({"valid": not errors, "slices": checked,
-                   "errors": [e.to_dict() for e in errors]})
+        emit_json(
+            {
+                "valid": not errors,
+                "slices": checked,
+                "errors": [e.to_dict() for e in errors],
+            }
+        )
     else:
         if errors:
             emit_errors(errors, "text")
-        print(f"{len(checked)} of {len(tree.slices)} slice templates render "
-              f"valid domain XML for host {rt.host.hostname}")
+        print(
+            f"{len(checked)} of {len(tree.slices)} slice templates render "
+            f"valid domain XML for host {rt.host.hostname}"
+        )
     return 2 if errors else 0
 
 
 def sync(args, rt):
     result = rt.driver.update_provider_tree()
     if args.format == "json":
-        emit_json({"created": result.created, "updated": result.updated,
-                   "deleted": result.deleted, "kept": result.kept,
-                   "warnings": result.warnings,
-                   "placement_writes": rt.client.writes()})
+        emit_json(
+            {
+                "created": result.created,
+                "updated": result.updated,
+                "deleted": result.deleted,
+                "kept": result.kept,
+                "warnings": result.warnings,
+                "placement_writes": rt.client.writes(),
+            }
+        )
         return 0
-    for label, names in (("created", result.created),
-                         ("updated", result.updated),
-                         ("deleted", result.deleted),
-                         ("kept (holds allocations)", result.kept)):
+    for label, names in (
+        ("created", result.created),
+        ("updated", result.updated),
+        ("deleted", result.deleted),
+        ("kept (holds allocations)", result.kept),
+    ):
         if names:
             print(f"{label}: {', '.join(names)}")
     if not result.changed:
@@ -84,8 +99,7 @@ def flavor_specs(args, rt):
         return 0
     for rc, form in specs.items():
         print(f"# {rc}")
-        print("# Placement query (what spawn sends; needs microversion "
-              "1.36):")
+        print("# Placement query (what spawn sends; needs microversion 1.36):")
         for key, value in form.items():
             if key == "nova_flavor":
                 continue
@@ -102,14 +116,21 @@ def flavor_specs(args, rt):
 def spawn(args, rt):
     rt.driver.update_provider_tree()
     interfaces = [
-        {"type": "network", "source": net,
-         "mac_address": _mac(args.name, i), "model": "virtio"}
+        {
+            "type": "network",
+            "source": net,
+            "mac_address": _mac(args.name, i),
+            "model": "virtio",
+        }
         for i, net in enumerate(args.network)
     ]
     try:
-        view = rt.driver.spawn(args.name, args.slice_class,
-                               instance_uuid=args.uuid,
-                               interfaces=interfaces)
+        view = rt.driver.spawn(
+            args.name,
+            args.slice_class,
+            instance_uuid=args.uuid,
+            interfaces=interfaces,
+        )
     except NovaSlicesError as exc:
         if exc.code in ("slice.no-candidates", "slice.lost-race"):
             return _rejected(args, rt, exc)
@@ -117,8 +138,10 @@ def spawn(args, rt):
     if args.format == "json":
         emit_json(_guest_json(view))
     else:
-        print(f"spawned {view.name} ({view.instance_uuid}) on slice "
-              f"{view.slice_name}")
+        print(
+            f"spawned {view.name} ({view.instance_uuid}) on slice "
+            f"{view.slice_name}"
+        )
     return 0
 
 
@@ -139,41 +162,72 @@ def _mac(name, index):
 
 
 def _guest_json(view):
-    return {"name": view.name, "instance_uuid": view.instance_uuid,
-            "slice": view.slice_name, "resource_class": view.resource_class,
-            "state": view.state, "allocations": view.allocations}
+    return {
+        "name": view.name,
+        "instance_uuid": view.instance_uuid,
+        "slice": view.slice_name,
+        "resource_class": view.resource_class,
+        "state": view.state,
+        "allocations": view.allocations,
+    }
 
 
 def destroy(args, rt):
     record = rt.driver.destroy(args.name)
     if args.format == "json":
-        emit_json({"name": args.name,
-                   "instance_uuid": record.instance_uuid if record else None,
-                   "slice": record.slice_name if record else None})
+        emit_json(
+            {
+                "name": args.name,
+                "instance_uuid": record.instance_uuid if record else None,
+                "slice": record.slice_name if record else None,
+            }
+        )
     else:
-        print(f"destroyed {args.name}"
-              + (f"; released slice {record.slice_name}"
-                 if record and record.slice_name else ""))
+        print(
+            f"destroyed {args.name}"
+            + (
+                f"; released slice {record.slice_name}"
+                if record and record.slice_name
+                else ""
+            )
+        )
     return 0
 
 
 def list_guests(args, rt):
     views, problems = rt.driver.guests()
     if args.format == "json":
-        emit_json({
-            "guests": [_guest_json(v) for v in views],
-            "discrepancies": [
-                {"code": p.code, "instance_uuid": p.instance_uuid,
-                 "name": p.name, "message": p.message} for p in problems
-            ],
-        })
+        emit_json(
+            {
+                "guests": [_guest_json(v) for v in views],
+                "discrepancies": [
+                    {
+                        "code": p.code,
+                        "instance_uuid": p.instance_uuid,
+                        "name": p.name,
+                        "message": p.message,
+                    }
+                    for p in problems
+                ],
+            }
+        )
         return 0
     if views:
-        print(table(
-            [(v.name, v.instance_uuid, v.slice_name or "-",
-              v.resource_class or "-", v.state) for v in views],
-            ("NAME", "INSTANCE UUID", "SLICE", "CLASS", "STATE"),
-        ))
+        print(
+            table(
+                [
+                    (
+                        v.name,
+                        v.instance_uuid,
+                        v.slice_name or "-",
+                        v.resource_class or "-",
+                        v.state,
+                    )
+                    for v in views
+                ],
+                ("NAME", "INSTANCE UUID", "SLICE", "CLASS", "STATE"),
+            )
+        )
     else:
         print("no guests")
     for p in problems:

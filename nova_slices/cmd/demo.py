@@ -39,25 +39,39 @@ def run(args, rt):
 def _tour(rt, started):
     driver = rt.driver
     _say(f"host {rt.host.hostname}: libvirt {rt.host.uri}")
-    _say(f"Placement: embedded at {rt.client.endpoint} "
-         f"(state in {rt.conf.state_path})")
-    _say(f"{len(driver.tree.slices)} slices configured: " + ", ".join(
-        f"{s.name} ({s.resource_class})" for s in driver.tree.slices.values()
-    ))
+    _say(
+        f"Placement: embedded at {rt.client.endpoint} "
+        f"(state in {rt.conf.state_path})"
+    )
+    _say(
+        f"{len(driver.tree.slices)} slices configured: "
+        + ", ".join(
+            f"{s.name} ({s.resource_class})"
+            for s in driver.tree.slices.values()
+        )
+    )
     result = driver.update_provider_tree()
-    _say(f"\n1. reported {len(result.created)} resource providers "
-         f"({rt.client.writes()} writes)")
+    _say(
+        f"\n1. reported {len(result.created)} resource providers "
+        f"({rt.client.writes()} writes)"
+    )
     again = driver.update_provider_tree()
-    _say(f"   a second sync changed {'something' if again.changed else 'nothing'}"
-         f" ({rt.client.writes()} writes in all)")
+    _say(
+        "   a second sync changed "
+        f"{'something' if again.changed else 'nothing'}"
+        f" ({rt.client.writes()} writes in all)"
+    )
 
     _say("\n2. spawning one 4-GPU guest and three 1-GPU guests")
-    guests = [("demo-4gpu", FOUR)] + [(f"demo-1gpu-{i}", ONE)
-                                      for i in (1, 2, 3)]
+    guests = [("demo-4gpu", FOUR)] + [
+        (f"demo-1gpu-{i}", ONE) for i in (1, 2, 3)
+    ]
     for name, rc in guests:
         view = driver.spawn(name, rc)
-        _say(f"   {name:<12} -> slice {view.slice_name:<4} "
-             f"({rc}, instance {view.instance_uuid})")
+        _say(
+            f"   {name:<12} -> slice {view.slice_name:<4} "
+            f"({rc}, instance {view.instance_uuid})"
+        )
 
     _say("\n3. an 8-GPU guest must be refused: every GPU slice overlaps it")
     try:
@@ -73,8 +87,10 @@ def _tour(rt, started):
     for line in render_providers(driver.provider_views()).splitlines():
         _say("   " + line)
     views, problems = driver.guests()
-    _say(f"   libvirt runs {len(views)} guests; "
-         f"{len(problems)} disagreements with Placement")
+    _say(
+        f"   libvirt runs {len(views)} guests; "
+        f"{len(problems)} disagreements with Placement"
+    )
 
     _say("\n5. destroying everything")
     for name, _ in guests:
@@ -82,7 +98,8 @@ def _tour(rt, started):
         _say(f"   {name:<12} destroyed, slice {record.slice_name} free")
     free = all(
         i["used"] == 0
-        for v in driver.provider_views() for i in v["inventories"].values()
+        for v in driver.provider_views()
+        for i in v["inventories"].values()
     )
     _say(f"   all slices free again: {free}")
     _say(f"\ndemo finished in {time.monotonic() - started:.1f} s")

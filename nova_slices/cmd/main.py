@@ -26,8 +26,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_format(p):
-    p.add_argument("--format", choices=("text", "json"), default="text",
-                   help="output format (json: a stable schema)")
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="output format (json: a stable schema)",
+    )
 
 
 def build_parser():
@@ -38,63 +42,91 @@ def build_parser():
         "default: the shipped 8-GPU host bundle in libvirt's test driver "
         "and an embedded Placement service.",
     )
-    parser.add_argument("--config-file", action="append", default=[],
-                        metavar="PATH", help="nova.conf-style file "
-                        "(repeatable; later files win)")
-    parser.add_argument("--config-dir", action="append", default=[],
-                        metavar="DIR")
-    parser.add_argument("--state-path", metavar="DIR",
-                        help="override [DEFAULT] state_path")
-    parser.add_argument("--debug", action="store_true",
-                        help="log at DEBUG to stderr")
-    sub = parser.add_subparsers(dest="command", required=True,
-                                parser_class=_Parser)
+    parser.add_argument(
+        "--config-file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="nova.conf-style file (repeatable; later files win)",
+    )
+    parser.add_argument(
+        "--config-dir", action="append", default=[], metavar="DIR"
+    )
+    parser.add_argument(
+        "--state-path", metavar="DIR", help="override [DEFAULT] state_path"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="log at DEBUG to stderr"
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
 
-    p = sub.add_parser("validate", help="check configuration, slice "
-                       "templates and host; exit 2 on problems")
+    p = sub.add_parser(
+        "validate",
+        help="check configuration, slice "
+        "templates and host; exit 2 on problems",
+    )
     _add_format(p)
     p.set_defaults(func=commands.validate)
 
-    p = sub.add_parser("sync", help="report this host's providers to "
-                       "Placement")
+    p = sub.add_parser(
+        "sync", help="report this host's providers to Placement"
+    )
     _add_format(p)
     p.set_defaults(func=commands.sync)
 
-    p = sub.add_parser("providers", help="the provider tree with "
-                       "inventories, usage and traits")
+    p = sub.add_parser(
+        "providers",
+        help="the provider tree with inventories, usage and traits",
+    )
     _add_format(p)
     p.set_defaults(func=commands.providers)
 
-    p = sub.add_parser("flavor-specs", help="the flavor extra specs of each "
-                       "slice class")
+    p = sub.add_parser(
+        "flavor-specs", help="the flavor extra specs of each slice class"
+    )
     _add_format(p)
     p.set_defaults(func=commands.flavor_specs)
 
     p = sub.add_parser("spawn", help="claim a slice and start a guest on it")
     p.add_argument("name")
-    p.add_argument("--slice-class", required=True, metavar="RC",
-                   help="slice resource class, e.g. CUSTOM_SLICE_4_GPU_V1")
+    p.add_argument(
+        "--slice-class",
+        required=True,
+        metavar="RC",
+        help="slice resource class, e.g. CUSTOM_SLICE_4_GPU_V1",
+    )
     p.add_argument("--uuid", help="instance uuid (default: a new one)")
-    p.add_argument("--network", action="append", default=[],
-                   metavar="NAME", help="attach a virtio NIC on this "
-                   "libvirt network (repeatable)")
+    p.add_argument(
+        "--network",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="attach a virtio NIC on this libvirt network (repeatable)",
+    )
     _add_format(p)
     p.set_defaults(func=commands.spawn)
 
-    p = sub.add_parser("destroy", help="stop and undefine a guest and "
-                       "delete its allocations")
+    p = sub.add_parser(
+        "destroy", help="stop and undefine a guest and delete its allocations"
+    )
     p.add_argument("name")
     _add_format(p)
     p.set_defaults(func=commands.destroy)
 
-    p = sub.add_parser("list", help="guests, their slices and allocations, "
-                       "and any disagreement between libvirt and Placement")
+    p = sub.add_parser(
+        "list",
+        help="guests, their slices and allocations, "
+        "and any disagreement between libvirt and Placement",
+    )
     _add_format(p)
     p.set_defaults(func=commands.list_guests)
 
     p = sub.add_parser("demo", help="a tour on the embedded default host")
-    p.add_argument("--keep", action="store_true",
-                   help="keep the demo's state directory")
+    p.add_argument(
+        "--keep", action="store_true", help="keep the demo's state directory"
+    )
     p.set_defaults(func=demo.run)
     return parser
 
@@ -105,8 +137,16 @@ def _setup_logging(conf, debug):
     oslo_logging.setup(conf, "nova-slices")
     level = logging.DEBUG if debug else logging.WARNING
     logging.getLogger().setLevel(level)
-    for noisy in ("placement", "keystoneauth", "stevedore", "oslo_db",
-                  "oslo_policy", "alembic", "migrate", "routes"):
+    for noisy in (
+        "placement",
+        "keystoneauth",
+        "stevedore",
+        "oslo_db",
+        "oslo_policy",
+        "alembic",
+        "migrate",
+        "routes",
+    ):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -13,8 +13,9 @@ def emit_json(value, stream=None):
 def emit_errors(errors, fmt, stream=None):
     """Print NovaSlicesError-like errors in the requested format."""
     if fmt == "json":
-        emit_json({"errors": [e.to_dict() for e in errors]}, stream or
-                  sys.stdout)
+        emit_json(
+            {"errors": [e.to_dict() for e in errors]}, stream or sys.stdout
+        )
         return
     stream = stream or sys.stderr
     for err in errors:
@@ -28,10 +29,15 @@ def table(rows, headers):
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths,
-                                                   strict=True)).rstrip()]
+    lines = [
+        "  ".join(
+            h.ljust(w) for h, w in zip(headers, widths, strict=True)
+        ).rstrip()
+    ]
     for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths,
-                                                           strict=True))
-                     .rstrip())
+        lines.append(
+            "  ".join(
+                c.ljust(w) for c, w in zip(row, widths, strict=True)
+            ).rstrip()
+        )
     return "\n".join(lines)

@@ -40,13 +40,15 @@ def load_conf(config_files=(), config_dirs=(), overrides=None):
         if not os.path.isfile(path):
             raise ConfigError(
                 f"--config-file {path}: no such file",
-                code="config.file-missing", key="--config-file", value=path,
+                code="config.file-missing",
+                key="--config-file",
+                value=path,
             )
         args += ["--config-file", path]
     for path in config_dirs:
         args += ["--config-dir", path]
-    defaults = None if (config_files or config_dirs) else (
-        default_config_files()
+    defaults = (
+        None if (config_files or config_dirs) else (default_config_files())
     )
     try:
         conf = conf_mod.make_conf(args, default_config_files=defaults)

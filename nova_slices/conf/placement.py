@@ -7,19 +7,23 @@ The keystoneauth options are the ones nova.conf already has in its
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
-placement_group = cfg.OptGroup(
-    "placement", title="Placement service options"
-)
+placement_group = cfg.OptGroup("placement", title="Placement service options")
 
 placement_opts = [
     cfg.StrOpt(
         "mode",
         default="embedded",
         choices=[
-            ("embedded", "start the real Placement service in-process on "
-             "127.0.0.1 over sqlite under [DEFAULT] state_path"),
-            ("remote", "talk to the deployment's Placement through the "
-             "keystoneauth options of this group"),
+            (
+                "embedded",
+                "start the real Placement service in-process on "
+                "127.0.0.1 over sqlite under [DEFAULT] state_path",
+            ),
+            (
+                "remote",
+                "talk to the deployment's Placement through the "
+                "keystoneauth options of this group",
+            ),
         ],
         help="Which Placement to report to.",
     ),
@@ -52,8 +56,10 @@ _DEFAULT_INTERFACES = ["internal", "public"]
 
 
 def register_opts(conf):
-    conf.register_group(placement_group)
-    conf.register_opts(placement_opts, group=placement_group)
+    # a fresh OptGroup per ConfigOpts: an OptGroup object holds its
+    # options' overrides, so sharing one would leak them between configs
+    conf.register_group(cfg.OptGroup(placement_group.name, title=placement_group.title))
+    conf.register_opts(placement_opts, group=placement_group.name)
     ks_loading.register_session_conf_options(conf, placement_group.name)
     ks_loading.register_auth_conf_options(conf, placement_group.name)
     ks_loading.register_adapter_conf_options(
@@ -62,9 +68,7 @@ def register_opts(conf):
     conf.set_default(
         "valid_interfaces", _DEFAULT_INTERFACES, group=placement_group.name
     )
-    conf.set_default(
-        "service_type", "placement", group=placement_group.name
-    )
+    conf.set_default("service_type", "placement", group=placement_group.name)
 
 
 def list_opts():

@@ -52,7 +52,7 @@ class Host:
         self.uri = resolve_uri(conf)
         self.test_driver = is_test_driver(self.uri)
         if self.test_driver and self.uri != "test:///default":
-            node = self.uri[len("test://"):]
+            node = self.uri[len("test://") :]
             if not os.path.isfile(node):
                 raise HostError(
                     f"[libvirt] host_bundle / connection_uri: node file "
@@ -72,9 +72,7 @@ class Host:
                 key="[libvirt] connection_uri",
                 value=self.uri,
             ) from None
-        self.domains_dir = os.path.join(
-            conf.state_path, "libvirt", "domains"
-        )
+        self.domains_dir = os.path.join(conf.state_path, "libvirt", "domains")
         self._thread_lock = threading.RLock()
         self._caps = None
         self._pci = None
@@ -89,9 +87,10 @@ class Host:
         if self.conf.host:
             return self.conf.host
         if self.test_driver:
-            return os.path.basename(
-                os.path.dirname(self.uri[len("test://"):])
-            ) or "test"
+            return (
+                os.path.basename(os.path.dirname(self.uri[len("test://") :]))
+                or "test"
+            )
         return self.conn.getHostname()
 
     def capabilities_xml(self):
@@ -103,7 +102,7 @@ class Host:
         path = self.conf.libvirt.capabilities_file
         if not path and self.test_driver:
             path = os.path.join(
-                os.path.dirname(self.uri[len("test://"):]),
+                os.path.dirname(self.uri[len("test://") :]),
                 "capabilities.xml",
             )
         if not path:
@@ -131,10 +130,13 @@ class Host:
                 )
                 if cap is None:
                     continue
-                found.add("%04x:%02x:%02x.%x" % tuple(
-                    int(cap.findtext(k, "0"), 0)
-                    for k in ("domain", "bus", "slot", "function")
-                ))
+                found.add(
+                    "%04x:%02x:%02x.%x"
+                    % tuple(
+                        int(cap.findtext(k, "0"), 0)
+                        for k in ("domain", "bus", "slot", "function")
+                    )
+                )
             self._pci = frozenset(found)
         return self._pci
 
@@ -241,8 +243,9 @@ class Host:
         name = dom.name()
         if dom.isActive():
             dom.destroy()
-        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                          if not self.test_driver else 0)
+        dom.undefineFlags(
+            libvirt.VIR_DOMAIN_UNDEFINE_NVRAM if not self.test_driver else 0
+        )
         self._forget(name)
 
     def close(self):

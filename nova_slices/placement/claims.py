@@ -67,9 +67,18 @@ def _natural(name):
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
 
 
-def claim_slice(client, tree, providers, resource_class, consumer,
-                project_id, user_id, retries=5, rng=random,
-                sleep=time.sleep):
+def claim_slice(
+    client,
+    tree,
+    providers,
+    resource_class,
+    consumer,
+    project_id,
+    user_id,
+    retries=5,
+    rng=random,
+    sleep=time.sleep,
+):
     """Claim one slice of ``resource_class`` for ``consumer``."""
     request = slice_request(tree, resource_class)
     slice_of_provider = providers.slice_of_provider()
@@ -107,7 +116,9 @@ def claim_slice(client, tree, providers, resource_class, consumer,
         )
         if resp.status == 204:
             return Claim(
-                consumer, name, resource_class,
+                consumer,
+                name,
+                resource_class,
                 {rp: a["resources"] for rp, a in allocations.items()},
             )
         if resp.status != 409:
@@ -115,9 +126,11 @@ def claim_slice(client, tree, providers, resource_class, consumer,
         lost += 1
         LOG.info(
             "claim of slice %s for %s lost a race (%s); retrying",
-            name, consumer, resp.error_code,
+            name,
+            consumer,
+            resp.error_code,
         )
-        sleep(rng.uniform(0.01, 0.05) * (2 ** attempt))
+        sleep(rng.uniform(0.01, 0.05) * (2**attempt))
     raise PlacementError(
         f"could not claim a {resource_class} slice for {consumer}: "
         f"{retries} attempts all lost to concurrent claims",
@@ -133,9 +146,7 @@ def release(client, consumer):
 
 def consumer_allocations(client, consumer):
     resp = expect(client.get(f"/allocations/{consumer}"), 200)
-    return {
-        rp: a["resources"] for rp, a in resp.body["allocations"].items()
-    }
+    return {rp: a["resources"] for rp, a in resp.body["allocations"].items()}
 
 
 def tree_usage(client, providers):

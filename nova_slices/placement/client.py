@@ -44,13 +44,12 @@ class PlacementClient:
 
     def __init__(self, adapter, endpoint=None):
         self.adapter = adapter
-        self.endpoint = endpoint or getattr(
-            adapter, "endpoint_override", None
-        )
+        self.endpoint = endpoint or getattr(adapter, "endpoint_override", None)
         self.calls = {"GET": 0, "PUT": 0, "POST": 0, "DELETE": 0}
 
-    def request(self, method, url, json=None, params=None,
-                microversion=MICROVERSION):
+    def request(
+        self, method, url, json=None, params=None, microversion=MICROVERSION
+    ):
         self.calls[method] = self.calls.get(method, 0) + 1
         try:
             resp = self.adapter.request(
@@ -61,8 +60,12 @@ class PlacementClient:
                 microversion=microversion,
                 raise_exc=False,
             )
-        except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
-                ks_exc.EndpointNotFound, ks_exc.DiscoveryFailure) as exc:
+        except (
+            ks_exc.ConnectFailure,
+            ks_exc.ConnectTimeout,
+            ks_exc.EndpointNotFound,
+            ks_exc.DiscoveryFailure,
+        ) as exc:
             raise PlacementError(
                 f"Placement at {self.endpoint or '(catalog)'} is "
                 f"unreachable: {exc}. Check [placement] options, or that "

@@ -10,18 +10,21 @@ Clients reach it over HTTP exactly as they reach a remote Placement.
 Two serving modes:
 
 ``in_thread``
-    A single-threaded server in a daemon thread of this process.  Several
-    ``nova-slices`` processes may run at once over the same sqlite file, and
-    sqlite answers racing writers with HTTP 500 "database is locked", so every
-    request holds an exclusive ``flock`` on ``<state_path>/placement.lock``:
-    all processes' Placement requests are serialized.  Placement keeps its
-    database engine in a process-global transaction factory, so one process
-    serves one database at a time in this mode.
+    A single-threaded server in a daemon thread of this process.  Placement
+    keeps its database engine in a process-global transaction factory, so
+    one process serves one database at a time in this mode.
 
 ``subprocess``
     A separate Python process (``python -m nova_slices.placement.embedded``)
     with a multi-threaded server, so that requests genuinely race.  Used with
     MariaDB to exercise Placement's own concurrency control.
+
+Several ``nova-slices`` processes may run at once over the same sqlite file,
+and sqlite answers racing writers with HTTP 500 "database is locked".  So, in
+both modes, over sqlite every request holds an exclusive ``flock`` on
+``<state_path>/placement.lock``: all processes' Placement requests are
+serialized.  Over a database server requests are not serialized.  Schema
+migration at start-up holds the same lock whatever the database.
 
 ``[placement] allocation_conflict_retry_count`` defaults to 1 here: with
 Placement's default of 10, racing claims over-commit on MariaDB (DESIGN 3.2).
@@ -55,8 +58,14 @@ LOCK_FILENAME = "placement.lock"
 MODES = ("in_thread", "subprocess")
 
 #: Loggers of the embedded service that are kept at ``log_level``.
-SERVICE_LOGGERS = ("placement", "alembic", "oslo_policy", "routes",
-                   "microversion_parse")
+SERVICE_LOGGERS = (
+    "placement",
+    "alembic",
+    "oslo_db",
+    "oslo_policy",
+    "routes",
+    "microversion_parse",
+)
 
 #: Options applied to Placement's config unless overridden by ``options``.
 #: ``max_retries``/``retry_interval``: oslo.db retries a failing database for
@@ -69,10 +78,27 @@ def sqlite_url(path):
     return "sqlite:///" + os.path.abspath(path)
 
 
+def is_sqlite(url):
+    return url.split(":", 1)[0].split("+", 1)[0] == "sqlite"
+
+
+def serialized(app, database_url, lock_path):
+    """``app`` wrapped to take turns across processes when on sqlite.
+
+    sqlite answers racing writers with HTTP 500 "database is locked"; a
+    database server handles them itself, and serializing would hide the
+    races that Placement's own concurrency control is there for.
+    """
+    if is_sqlite(database_url):
+        return SerializingMiddleware(app, lock_path)
+    return app
+
+
 def redact_url(url):
     """``url`` with any password masked, for messages and logs."""
     try:
         from sqlalchemy.engine import make_url
+
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL: say so, do not echo secrets
         return "<unparsable database URL>"
@@ -126,8 +152,10 @@ class SerializingMiddleware:
 # Placement configuration and application
 # --------------------------------------------------------------------------
 
-def build_config(database_url, conflict_retry_count=1, options=None,
-                 policy_file=None):
+
+def build_config(
+    database_url, conflict_retry_count=1, options=None, policy_file=None
+):
     """A private ``ConfigOpts`` with Placement's options set for local use.
 
     ``options`` maps group name to ``{option: value}`` and overrides anything
@@ -140,10 +168,12 @@ def build_config(database_url, conflict_retry_count=1, options=None,
     placement_conf.register_opts(conf)
     values = {
         "api": {"auth_strategy": "noauth2"},
-        "placement_database": dict(_DB_DEFAULTS, connection=database_url,
-                                   sync_on_startup=False),
+        "placement_database": dict(
+            _DB_DEFAULTS, connection=database_url, sync_on_startup=False
+        ),
         "placement": {
-            "allocation_conflict_retry_count": int(conflict_retry_count)},
+            "allocation_conflict_retry_count": int(conflict_retry_count)
+        },
         # Hermetic: never pick up a policy file from ~ or /etc.
         "oslo_policy": {"policy_dirs": []},
     }
@@ -196,14 +226,17 @@ class _ProcessDatabase:
                         "process-global, so in_thread mode serves one "
                         "database per process (use mode='subprocess' for a "
                         "second one)" % redact_url(self._url),
-                        code="placement.embedded-busy", key="database_url",
-                        value=redact_url(url))
+                        code="placement.embedded-busy",
+                        key="database_url",
+                        value=redact_url(url),
+                    )
                 self._users += 1
                 return False
             manager = db_api.placement_context_manager.make_new_manager()
             manager.configure(**_db_options(conf))
             self._reset = db_api.placement_context_manager.patch_factory(
-                manager)
+                manager
+            )
             self._manager = manager
             self._url = url
             self._users = 1
@@ -227,9 +260,8 @@ class _ProcessDatabase:
 
 def _forget_process_caches():
     """Reset Placement's once-per-process state tied to one database."""
-    from placement.objects import resource_class
-    from placement.objects import trait
     from placement import policy
+    from placement.objects import resource_class, trait
 
     trait._TRAITS_SYNCED = False
     resource_class._RESOURCE_CLASSES_SYNCED = False
@@ -266,6 +298,7 @@ def load_app(conf):
 # WSGI servers
 # --------------------------------------------------------------------------
 
+
 class _QuietHandler(simple_server.WSGIRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 (stdlib signature)
         LOG.debug("placement %s - %s", self.address_string(), format % args)
@@ -283,17 +316,16 @@ class _LoopbackServerMixin:
         self.setup_environ()
 
     def handle_error(self, request, client_address):
-        LOG.debug("placement: error serving %s", client_address,
-                  exc_info=True)
+        LOG.debug("placement: error serving %s", client_address, exc_info=True)
 
 
 class LoopbackWSGIServer(_LoopbackServerMixin, simple_server.WSGIServer):
     """Single-threaded: one request at a time."""
 
 
-class ThreadingLoopbackWSGIServer(_LoopbackServerMixin,
-                                  socketserver.ThreadingMixIn,
-                                  simple_server.WSGIServer):
+class ThreadingLoopbackWSGIServer(
+    _LoopbackServerMixin, socketserver.ThreadingMixIn, simple_server.WSGIServer
+):
     """One thread per request, at most ``max_threads`` at once."""
 
     daemon_threads = True
@@ -322,8 +354,9 @@ def make_server(app, threads=None):
     if threads is None:
         server = LoopbackWSGIServer((HOST, 0), _QuietHandler)
     else:
-        server = ThreadingLoopbackWSGIServer((HOST, 0), _QuietHandler,
-                                             max_threads=threads)
+        server = ThreadingLoopbackWSGIServer(
+            (HOST, 0), _QuietHandler, max_threads=threads
+        )
     server.set_app(app)
     return server
 
@@ -331,6 +364,7 @@ def make_server(app, threads=None):
 # --------------------------------------------------------------------------
 # The public object
 # --------------------------------------------------------------------------
+
 
 class EmbeddedPlacement:
     """The real Placement service on ``127.0.0.1``; a context manager.
@@ -349,17 +383,30 @@ class EmbeddedPlacement:
     :param start_timeout: seconds to wait for a subprocess server.
     """
 
-    def __init__(self, state_path, database_url=None, mode="in_thread",
-                 threads=8, conflict_retry_count=1, *, options=None,
-                 log_level=logging.WARNING, start_timeout=60.0):
+    def __init__(
+        self,
+        state_path,
+        database_url=None,
+        mode="in_thread",
+        threads=8,
+        conflict_retry_count=1,
+        *,
+        options=None,
+        log_level=logging.WARNING,
+        start_timeout=60.0,
+    ):
         if mode not in MODES:
             raise PlacementError(
                 "unknown embedded Placement mode %r; valid modes: %s"
                 % (mode, ", ".join(MODES)),
-                code="placement.embedded-invalid", key="mode", value=mode)
+                code="placement.embedded-invalid",
+                key="mode",
+                value=mode,
+            )
         self.state_path = os.path.abspath(state_path)
         self.database_url = database_url or sqlite_url(
-            os.path.join(self.state_path, DB_FILENAME))
+            os.path.join(self.state_path, DB_FILENAME)
+        )
         self.mode = mode
         self.threads = int(threads)
         self.conflict_retry_count = int(conflict_retry_count)
@@ -386,7 +433,8 @@ class EmbeddedPlacement:
         if self._port is None:
             raise PlacementError(
                 "the embedded Placement service is not running",
-                code="placement.embedded-not-running")
+                code="placement.embedded-not-running",
+            )
         return "http://%s:%d" % (HOST, self._port)
 
     @property
@@ -400,15 +448,20 @@ class EmbeddedPlacement:
         try:
             os.makedirs(self.state_path, exist_ok=True)
         except OSError as exc:
-            raise self._start_error("cannot create state directory %s: %s"
-                                    % (self.state_path, exc.strerror))
+            raise self._start_error(
+                "cannot create state directory %s: %s"
+                % (self.state_path, exc.strerror)
+            ) from exc
         if self.mode == "in_thread":
             self._start_in_thread()
         else:
             self._start_subprocess()
         self.startup_seconds = time.monotonic() - started
-        LOG.debug("embedded Placement at %s started in %.3f s",
-                  self.endpoint, self.startup_seconds)
+        LOG.debug(
+            "embedded Placement at %s started in %.3f s",
+            self.endpoint,
+            self.startup_seconds,
+        )
         return self
 
     def stop(self):
@@ -434,8 +487,10 @@ class EmbeddedPlacement:
 
     def __repr__(self):
         return "<EmbeddedPlacement %s %s %s>" % (
-            self.mode, redact_url(self.database_url),
-            self.endpoint if self.running else "stopped")
+            self.mode,
+            redact_url(self.database_url),
+            self.endpoint if self.running else "stopped",
+        )
 
     # -- in_thread ---------------------------------------------------------
 
@@ -443,21 +498,25 @@ class EmbeddedPlacement:
         return PlacementError(
             "cannot start the embedded Placement service over %s: %s"
             % (redact_url(self.database_url), reason),
-            code="placement.embedded-start-failed", key="database_url",
-            value=redact_url(self.database_url))
+            code="placement.embedded-start-failed",
+            key="database_url",
+            value=redact_url(self.database_url),
+        )
 
     def _start_in_thread(self):
         if self.log_level is not None:
             quiet_service_logging(self.log_level)
         try:
-            conf = build_config(self.database_url, self.conflict_retry_count,
-                                self.options)
+            conf = build_config(
+                self.database_url, self.conflict_retry_count, self.options
+            )
             _PROCESS_DB.acquire(conf)
             self._holds_db = True
             with file_lock(self.lock_path):
                 app = load_app(conf)
-            self._server = make_server(SerializingMiddleware(
-                app, self.lock_path))
+            self._server = make_server(
+                serialized(app, self.database_url, self.lock_path)
+            )
         except PlacementError:
             self.stop()
             raise
@@ -466,40 +525,61 @@ class EmbeddedPlacement:
             raise self._start_error(_describe(exc)) from exc
         self._port = self._server.server_port
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name="embedded-placement-%d" % self._port, daemon=True)
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="embedded-placement-%d" % self._port,
+            daemon=True,
+        )
         self._thread.start()
 
     # -- subprocess --------------------------------------------------------
 
     def _start_subprocess(self):
         fd, self._port_file = tempfile.mkstemp(
-            dir=self.state_path, prefix="placement-", suffix=".port")
+            dir=self.state_path, prefix="placement-", suffix=".port"
+        )
         os.close(fd)
         os.unlink(self._port_file)  # the child creates it when ready
-        self.log_path = self._port_file[:-len(".port")] + ".log"
-        cmd = [sys.executable, "-m", "nova_slices.placement.embedded",
-               "--state-path", self.state_path,
-               "--database-url", self.database_url,
-               "--threads", str(self.threads),
-               "--conflict-retry-count", str(self.conflict_retry_count),
-               "--port-file", self._port_file]
+        self.log_path = self._port_file[: -len(".port")] + ".log"
+        cmd = [
+            sys.executable,
+            "-m",
+            "nova_slices.placement.embedded",
+            "--state-path",
+            self.state_path,
+            "--database-url",
+            self.database_url,
+            "--threads",
+            str(self.threads),
+            "--conflict-retry-count",
+            str(self.conflict_retry_count),
+            "--port-file",
+            self._port_file,
+        ]
         if self.log_level is not None:
             cmd += ["--log-level", logging.getLevelName(self.log_level)]
         for group, opts in self.options.items():
             for name, value in opts.items():
                 cmd += ["--option", "%s.%s=%s" % (group, name, value)]
         env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))))
+        root = os.path.dirname(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        )
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (root, env.get("PYTHONPATH")) if p)
+            p for p in (root, env.get("PYTHONPATH")) if p
+        )
         with open(self.log_path, "wb") as log:
             # stdin stays open as a lifeline: the child exits on its EOF,
             # so it never outlives this process.
             self._process = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=log, stderr=log, env=env,
-                cwd=self.state_path, close_fds=True)
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                env=env,
+                cwd=self.state_path,
+                close_fds=True,
+            )
         deadline = time.monotonic() + self.start_timeout
         try:
             port = self._wait_for_port_file(deadline)
@@ -514,7 +594,8 @@ class EmbeddedPlacement:
             if self._process.poll() is not None:
                 raise self._start_error(
                     "the server process exited with status %s%s"
-                    % (self._process.returncode, self._stderr_tail()))
+                    % (self._process.returncode, self._stderr_tail())
+                )
             try:
                 with open(self._port_file) as f:
                     return int(f.read().strip())
@@ -523,7 +604,8 @@ class EmbeddedPlacement:
             if time.monotonic() > deadline:
                 raise self._start_error(
                     "the server process did not report its port within "
-                    "%.0f s%s" % (self.start_timeout, self._stderr_tail()))
+                    "%.0f s%s" % (self.start_timeout, self._stderr_tail())
+                )
             time.sleep(0.02)
 
     def _wait_for_http(self, port, deadline):
@@ -541,7 +623,8 @@ class EmbeddedPlacement:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 raise self._start_error(
                     "the server process on port %d does not answer GET /%s"
-                    % (port, self._stderr_tail()))
+                    % (port, self._stderr_tail())
+                )
             time.sleep(0.02)
 
     def _stderr_tail(self, lines=20):
@@ -551,8 +634,11 @@ class EmbeddedPlacement:
         except OSError:
             return ""
         tail = "\n".join(text.strip().splitlines()[-lines:])
-        return ("; its output ends (full log in %s):\n%s"
-                % (self.log_path, tail)) if tail else ""
+        return (
+            ("; its output ends (full log in %s):\n%s" % (self.log_path, tail))
+            if tail
+            else ""
+        )
 
     def _stop_subprocess(self):
         proc = self._process
@@ -595,13 +681,15 @@ def _describe(exc):
     """One line for an operator, without a traceback."""
     text = str(exc).strip().splitlines()
     text = text[0] if text else ""
-    return "%s: %s" % (type(exc).__name__, text) if text else \
-        type(exc).__name__
+    return (
+        "%s: %s" % (type(exc).__name__, text) if text else type(exc).__name__
+    )
 
 
 # --------------------------------------------------------------------------
 # Subprocess entry point: python -m nova_slices.placement.embedded
 # --------------------------------------------------------------------------
+
 
 def _parse_option(text):
     try:
@@ -609,7 +697,8 @@ def _parse_option(text):
         group, name = key.split(".", 1)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            "expected GROUP.NAME=VALUE, got %r" % text)
+            "expected GROUP.NAME=VALUE, got %r" % text
+        ) from None
     return group, name, value
 
 
@@ -617,17 +706,26 @@ def _arg_parser():
     p = argparse.ArgumentParser(
         prog="python -m nova_slices.placement.embedded",
         description="Serve the real Placement service on 127.0.0.1 with a "
-                    "multi-threaded server (the subprocess mode of "
-                    "EmbeddedPlacement).")
+        "multi-threaded server (the subprocess mode of "
+        "EmbeddedPlacement).",
+    )
     p.add_argument("--state-path", required=True)
     p.add_argument("--database-url")
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--conflict-retry-count", type=int, default=1)
-    p.add_argument("--port-file", required=True,
-                   help="written with the port number once serving")
+    p.add_argument(
+        "--port-file",
+        required=True,
+        help="written with the port number once serving",
+    )
     p.add_argument("--log-level", default="WARNING")
-    p.add_argument("--option", action="append", type=_parse_option,
-                   default=[], metavar="GROUP.NAME=VALUE")
+    p.add_argument(
+        "--option",
+        action="append",
+        type=_parse_option,
+        default=[],
+        metavar="GROUP.NAME=VALUE",
+    )
     return p
 
 
@@ -641,12 +739,15 @@ def _write_port_file(path, port):
 def main(argv=None):
     args = _arg_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     quiet_service_logging(args.log_level)
     state_path = os.path.abspath(args.state_path)
     database_url = args.database_url or sqlite_url(
-        os.path.join(state_path, DB_FILENAME))
+        os.path.join(state_path, DB_FILENAME)
+    )
     options = {}
     for group, name, value in args.option:
         options.setdefault(group, {})[name] = value
@@ -655,17 +756,24 @@ def main(argv=None):
         os.makedirs(state_path, exist_ok=True)
         conf = build_config(database_url, args.conflict_retry_count, options)
         if args.threads > 1 and "max_pool_size" not in options.get(
-                "placement_database", {}):
-            conf.set_override("max_pool_size", args.threads,
-                              group="placement_database")
+            "placement_database", {}
+        ):
+            conf.set_override(
+                "max_pool_size", args.threads, group="placement_database"
+            )
         _PROCESS_DB.acquire(conf)
-        with file_lock(os.path.join(state_path, LOCK_FILENAME)):
+        lock_path = os.path.join(state_path, LOCK_FILENAME)
+        with file_lock(lock_path):
             app = load_app(conf)
-        server = make_server(app, threads=args.threads)
+        server = make_server(
+            serialized(app, database_url, lock_path), threads=args.threads
+        )
     except Exception as exc:
-        print("nova_slices.placement.embedded: cannot start Placement over "
-              "%s: %s" % (redact_url(database_url), _describe(exc)),
-              file=sys.stderr)
+        print(
+            "nova_slices.placement.embedded: cannot start Placement over "
+            "%s: %s" % (redact_url(database_url), _describe(exc)),
+            file=sys.stderr,
+        )
         LOG.debug("startup failure", exc_info=True)
         return 1
 
@@ -680,8 +788,11 @@ def main(argv=None):
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     threading.Thread(target=_lifeline, daemon=True).start()
-    serving = threading.Thread(target=server.serve_forever,
-                               kwargs={"poll_interval": 0.05}, daemon=True)
+    serving = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        daemon=True,
+    )
     serving.start()
     _write_port_file(args.port_file, server.server_port)
     while not stop.wait(1.0):

@@ -29,8 +29,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 from oslo_config import cfg
 
-from nova_slices.errors import ConfigError
-from nova_slices.errors import PlacementError
+from nova_slices.errors import ConfigError, PlacementError
 
 GROUP = "placement"
 SERVICE_TYPE = "placement"
@@ -49,34 +48,50 @@ EMBEDDED_ROLES = ("admin", "service")
 # Versions are the code's business, not the operator's (as in Nova).
 _ADAPTER_VERSION_OPTS = ("version", "min_version", "max_version")
 
-placement_group = cfg.OptGroup(
-    GROUP, title="Placement Service Options",
-    help="How this compute host reaches the Placement service (keystoneauth "
-         "auth, session and adapter options).  When no auth_type is set the "
-         "command line falls back to an embedded local Placement.")
+_GROUP_TITLE = "Placement Service Options"
+_GROUP_HELP = (
+    "How this compute host reaches the Placement service (keystoneauth auth, "
+    "session and adapter options)."
+)
+
+
+def _group(name=GROUP):
+    # A new OptGroup each time: an OptGroup keeps the options registered
+    # through it, so sharing one would leak them between ConfigOpts.
+    return cfg.OptGroup(name, title=_GROUP_TITLE, help=_GROUP_HELP)
 
 
 # --------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------
 
+
 def _adapter_opts():
-    opts = [o for o in ks_loading.get_adapter_conf_options(
-        include_deprecated=False) if o.dest not in _ADAPTER_VERSION_OPTS]
-    cfg.set_defaults(opts, valid_interfaces=["internal", "public"],
-                     service_type=SERVICE_TYPE)
+    opts = [
+        o
+        for o in ks_loading.get_adapter_conf_options(include_deprecated=False)
+        if o.dest not in _ADAPTER_VERSION_OPTS
+    ]
+    cfg.set_defaults(
+        opts,
+        valid_interfaces=["internal", "public"],
+        service_type=SERVICE_TYPE,
+    )
     return opts
+
+
+def _ignored(value):
+    return None
 
 
 def _dummy_opt(name):
     # keystoneauth's adapter loader reads these; nobody may set them.
-    return cfg.Opt(name, type=lambda value: None)
+    return cfg.Opt(name, type=_ignored)
 
 
 def register_placement_opts(conf, group=GROUP):
     """Register keystoneauth session, auth and adapter options on ``group``."""
-    if group == GROUP:
-        conf.register_group(placement_group)
+    conf.register_group(_group(group))
     ks_loading.register_session_conf_options(conf, group)
     ks_loading.register_auth_conf_options(conf, group)
     conf.register_opts(_adapter_opts(), group=group)
@@ -86,16 +101,21 @@ def register_placement_opts(conf, group=GROUP):
 
 def list_opts():
     """``[(group, opts)]`` for oslo-config-generator, as Nova lists them."""
-    return [(placement_group,
-             ks_loading.get_session_conf_options()
-             + ks_loading.get_auth_common_conf_options()
-             + ks_loading.get_auth_plugin_conf_options("password")
-             + _adapter_opts())]
+    return [
+        (
+            _group(),
+            ks_loading.get_session_conf_options()
+            + ks_loading.get_auth_common_conf_options()
+            + ks_loading.get_auth_plugin_conf_options("password")
+            + _adapter_opts(),
+        )
+    ]
 
 
 # --------------------------------------------------------------------------
 # Adapters
 # --------------------------------------------------------------------------
+
 
 class NoAuthToken(token_endpoint.Token):
     """A fixed token and endpoint, plus the roles noauth2 should grant."""
@@ -119,12 +139,20 @@ def _sdk_placement(session, endpoint, **kwargs):
         # The SDK discovers the API version (GET /) when it builds the proxy.
         return conn.placement
     except ksa_exc.ClientException as exc:
-        raise _transport_error(exc, endpoint, "version discovery (GET /)")
+        raise _transport_error(
+            exc, endpoint, "version discovery (GET /)"
+        ) from exc
 
 
-def placement_adapter(endpoint=None, conf_group=None, *, conf=None,
-                      token=EMBEDDED_USER, roles=EMBEDDED_ROLES,
-                      timeout=DEFAULT_TIMEOUT):
+def placement_adapter(
+    endpoint=None,
+    conf_group=None,
+    *,
+    conf=None,
+    token=EMBEDDED_USER,
+    roles=EMBEDDED_ROLES,
+    timeout=DEFAULT_TIMEOUT,
+):
     """A Placement client supporting raw calls with a microversion.
 
     :param endpoint: URL of an embedded (noauth2) Placement; when given, no
@@ -141,35 +169,47 @@ def placement_adapter(endpoint=None, conf_group=None, *, conf=None,
     if endpoint:
         sess = ks_session.Session(
             auth=NoAuthToken(endpoint.rstrip("/"), token, roles),
-            timeout=timeout)
+            timeout=timeout,
+        )
         return _sdk_placement(sess, endpoint)
     if conf is None:
-        raise TypeError("placement_adapter() needs an endpoint (embedded "
-                        "Placement) or a conf (remote Placement)")
+        raise TypeError(
+            "placement_adapter() needs an endpoint (embedded "
+            "Placement) or a conf (remote Placement)"
+        )
     group = conf_group or GROUP
     try:
         auth = ks_loading.load_auth_from_conf_options(conf, group)
         if auth is None:
             raise ksa_exc.MissingAuthPlugin("no auth_type is set")
-        sess = ks_loading.load_session_from_conf_options(conf, group,
-                                                         auth=auth)
+        sess = ks_loading.load_session_from_conf_options(
+            conf, group, auth=auth
+        )
         if group == GROUP:
-            return _sdk_placement(sess, None, oslo_conf=conf,
-                                  service_types={SERVICE_TYPE})
+            return _sdk_placement(
+                sess,
+                conf[group].endpoint_override,
+                oslo_conf=conf,
+                service_types={SERVICE_TYPE},
+            )
         return ks_loading.load_adapter_from_conf_options(
-            conf, group, session=sess, auth=auth)
+            conf, group, session=sess, auth=auth
+        )
     except (ksa_exc.AuthPluginException, cfg.Error) as exc:
         raise ConfigError(
             "[%s] does not configure a usable Placement client: %s (set "
             "auth_type and its options, e.g. auth_type = password, auth_url, "
             "username, password, project_name, user_domain_name, "
             "project_domain_name)" % (group, exc),
-            code="config.placement-auth", key="[%s] auth_type" % group)
+            code="config.placement-auth",
+            key="[%s] auth_type" % group,
+        ) from exc
 
 
 # --------------------------------------------------------------------------
 # Calls
 # --------------------------------------------------------------------------
+
 
 def _endpoint_of(adapter):
     try:
@@ -193,9 +233,15 @@ def error_details(response):
         detail = str(err.get("detail") or "")
         # webob prefixes its generic explanation; keep Placement's reason.
         detail = detail.split("\n\n", 1)[-1].strip()
-        out.append({"code": err.get("code"), "detail": detail,
-                    "title": err.get("title"), "status": err.get("status"),
-                    "request_id": err.get("request_id")})
+        out.append(
+            {
+                "code": err.get("code"),
+                "detail": detail,
+                "title": err.get("title"),
+                "status": err.get("status"),
+                "request_id": err.get("request_id"),
+            }
+        )
     return out
 
 
@@ -216,13 +262,23 @@ def _status_error(method, url, microversion, response):
     else:
         code = "placement.unexpected-status"
     request_id = first.get("request_id") or response.headers.get(
-        "x-openstack-request-id")
+        "x-openstack-request-id"
+    )
     err = PlacementError(
         "Placement answered %s %s (microversion %s) with HTTP %d%s: %s%s"
-        % (method, url, microversion, response.status_code,
-           " %s" % placement_code if placement_code else "", detail,
-           " [request %s]" % request_id if request_id else ""),
-        code=code, key="%s %s" % (method, url), value=response.status_code)
+        % (
+            method,
+            url,
+            microversion,
+            response.status_code,
+            " %s" % code if code == placement_code else "",
+            detail,
+            " [request %s]" % request_id if request_id else "",
+        ),
+        code=code,
+        key="%s %s" % (method, url),
+        value=response.status_code,
+    )
     err.status = response.status_code
     err.placement_code = placement_code
     err.detail = detail
@@ -231,8 +287,9 @@ def _status_error(method, url, microversion, response):
     return err
 
 
-def call(adapter, method, url, microversion, json=None, ok=DEFAULT_OK,
-         **kwargs):
+def call(
+    adapter, method, url, microversion, json=None, ok=DEFAULT_OK, **kwargs
+):
     """One raw Placement request; returns the response if its status is in
     ``ok``.
 
@@ -246,11 +303,13 @@ def call(adapter, method, url, microversion, json=None, ok=DEFAULT_OK,
     if json is not None:
         kwargs["json"] = json
     try:
-        response = adapter.request(url, method, microversion=microversion,
-                                   raise_exc=False, **kwargs)
+        response = adapter.request(
+            url, method, microversion=microversion, raise_exc=False, **kwargs
+        )
     except ksa_exc.ClientException as exc:
-        raise _transport_error(exc, _endpoint_of(adapter),
-                               "%s %s" % (method, url))
+        raise _transport_error(
+            exc, _endpoint_of(adapter), "%s %s" % (method, url)
+        ) from exc
     if response.status_code not in ok:
         raise _status_error(method, url, microversion, response)
     return response
@@ -258,27 +317,38 @@ def call(adapter, method, url, microversion, json=None, ok=DEFAULT_OK,
 
 def _transport_error(exc, endpoint, action):
     """PlacementError for a keystoneauth failure before any HTTP status."""
-    where = endpoint or "(endpoint not known yet)"
+    where = endpoint or "its endpoint"
     if isinstance(exc, ksa_exc.ConnectionError):
+        # With keystone auth the failing connection may be to keystone: the
+        # message of ``exc`` names the URL that could not be reached.
         return PlacementError(
             "cannot reach Placement at %s (%s): %s" % (where, action, exc),
-            code="placement.unreachable", key="endpoint", value=where)
+            code="placement.unreachable",
+            key="endpoint",
+            value=where,
+        )
     if isinstance(exc, ksa_exc.DiscoveryFailure):
         # The SDK's GET / got no answer, or no Placement version document.
         return PlacementError(
             "cannot reach Placement at %s: no version document answers GET "
             "/ there (is the service running, is the URL right?)" % where,
-            code="placement.unreachable", key="endpoint", value=where)
+            code="placement.unreachable",
+            key="endpoint",
+            value=where,
+        )
     if isinstance(exc, ksa_exc.EndpointNotFound):
         return PlacementError(
             "no Placement endpoint found (%s): %s; check [placement] "
             "valid_interfaces, region_name or endpoint_override"
             % (action, exc),
-            code="placement.endpoint-not-found")
+            code="placement.endpoint-not-found",
+        )
     if isinstance(exc, ksa_exc.Unauthorized):
         return PlacementError(
             "authentication for Placement failed (%s): %s" % (action, exc),
-            code="placement.unauthorized")
+            code="placement.unauthorized",
+        )
     return PlacementError(
         "%s to Placement at %s failed: %s" % (action, where, exc),
-        code="placement.error")
+        code="placement.error",
+    )

@@ -128,8 +128,7 @@ class ProviderTreeSync:
         for rc in classes:
             if rc in self._classes or not orc.is_custom(rc):
                 continue
-            expect(self.client.put(f"/resource_classes/{rc}", None),
-                   201, 204)
+            expect(self.client.put(f"/resource_classes/{rc}", None), 201, 204)
             self._classes.add(rc)
 
     def _ensure_provider(self, provider, result):
@@ -138,7 +137,8 @@ class ProviderTreeSync:
             cached = self._create(provider)
             result.created.append(provider.name)
         elif (cached.name, cached.parent_uuid) != (
-            provider.name, provider.parent_uuid
+            provider.name,
+            provider.parent_uuid,
         ):
             self._move(provider)
             result.updated.append(provider.name)
@@ -174,15 +174,20 @@ class ProviderTreeSync:
             )
         expect(resp, 200)
         cached = CachedProvider(
-            provider.name, provider.parent_uuid,
-            resp.body["generation"], {}, frozenset(),
+            provider.name,
+            provider.parent_uuid,
+            resp.body["generation"],
+            {},
+            frozenset(),
         )
         self._cache[provider.uuid] = cached
         return cached
 
     def _move(self, provider):
-        body = {"name": provider.name,
-                "parent_provider_uuid": provider.parent_uuid}
+        body = {
+            "name": provider.name,
+            "parent_provider_uuid": provider.parent_uuid,
+        }
         resp = expect(
             self.client.put(f"/resource_providers/{provider.uuid}", body), 200
         )
@@ -207,14 +212,18 @@ class ProviderTreeSync:
                 return False
             resp = self.client.put(
                 f"/resource_providers/{uuid}/{path}",
-                {"resource_provider_generation": cached.generation,
-                 field: value},
+                {
+                    "resource_provider_generation": cached.generation,
+                    field: value,
+                },
             )
             if resp.status == 409 and resp.error_code in (
-                "placement.concurrent_update", None
+                "placement.concurrent_update",
+                None,
             ):
-                LOG.info("generation conflict on %s %s; refreshing",
-                         uuid, path)
+                LOG.info(
+                    "generation conflict on %s %s; refreshing", uuid, path
+                )
                 self._refresh_one(uuid)
                 continue
             expect(resp, 200)
@@ -283,8 +292,14 @@ class ProviderTreeSync:
         self._put_with_retry(uuid, "inventories", "inventories", reserved)
 
 
-_INVENTORY_FIELDS = ("total", "reserved", "min_unit", "max_unit",
-                     "step_size", "allocation_ratio")
+_INVENTORY_FIELDS = (
+    "total",
+    "reserved",
+    "min_unit",
+    "max_unit",
+    "step_size",
+    "allocation_ratio",
+)
 
 
 def _same_inventories(current, desired):

@@ -160,8 +160,7 @@ def slice_from_allocation(tree, allocations, slice_of_provider):
             continue
         named[name] = dict(resources)
     tokens = [
-        n for n, res in named.items()
-        if res.get(tree.slices[n].resource_class)
+        n for n, res in named.items() if res.get(tree.slices[n].resource_class)
     ]
     if len(tokens) != 1:
         raise BrokenChain(

@@ -56,15 +56,20 @@ def _parse_relaxed(raw, body):
         if not match:
             raise _error(
                 raw,
-                f"cannot read a key=value or \"key\": value pair at "
-                f"{body[pos:pos + 20]!r}; write a JSON object such as "
+                f'cannot read a key=value or "key": value pair at '
+                f"{body[pos : pos + 20]!r}; write a JSON object such as "
                 '{"name": "1_1", "resource_class": "CUSTOM_SLICE_1_GPU_V1", '
                 '"template_file": "slice_1_1.xml.j2"}',
             )
         key = match.group("key")
         value = next(
-            v for v in (match.group("dq"), match.group("sq"),
-                        match.group("bare")) if v is not None
+            v
+            for v in (
+                match.group("dq"),
+                match.group("sq"),
+                match.group("bare"),
+            )
+            if v is not None
         )
         if key in pairs:
             raise _error(raw, f"key {key!r} appears twice")

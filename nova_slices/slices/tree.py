@@ -78,9 +78,7 @@ class SliceTree:
 
     def parents_first(self):
         """Slices ordered so that every parent precedes its children."""
-        return sorted(
-            self.slices.values(), key=lambda s: (len(s.ancestors),)
-        )
+        return sorted(self.slices.values(), key=lambda s: (len(s.ancestors),))
 
     def resource_classes(self):
         """Every custom class the tree reports (tokens and units)."""
@@ -226,7 +224,6 @@ def load_tree(conf):
     """Build the slice tree from ``conf.libvirt.slice_spec``."""
     template_dir = conf.libvirt.slice_template_dir
     specs = [
-        parse_slice_spec(raw, template_dir)
-        for raw in conf.libvirt.slice_spec
+        parse_slice_spec(raw, template_dir) for raw in conf.libvirt.slice_spec
     ]
     return build_tree(specs)

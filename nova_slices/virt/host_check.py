@@ -16,18 +16,33 @@ from nova_slices.cpuset import parse_cpuset
 def host_facts(capabilities_xml):
     """(cpu ids, cell ids, page sizes in KiB) from capabilities XML."""
     root = etree.fromstring(capabilities_xml.encode())
-    cpus = {int(c.get("id")) for c in root.iterfind(
-        "host/topology/cells/cell/cpus/cpu")}
-    cells = {int(c.get("id")) for c in root.iterfind(
-        "host/topology/cells/cell")}
-    pages = {_kib(p.get("size"), p.get("unit", "KiB")) for p in root.iterfind(
-        "host/topology/cells/cell/pages")}
+    cpus = {
+        int(c.get("id"))
+        for c in root.iterfind("host/topology/cells/cell/cpus/cpu")
+    }
+    cells = {
+        int(c.get("id")) for c in root.iterfind("host/topology/cells/cell")
+    }
+    pages = {
+        _kib(p.get("size"), p.get("unit", "KiB"))
+        for p in root.iterfind("host/topology/cells/cell/pages")
+    }
     return cpus, cells, pages
 
 
-_UNITS = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1,
-          "m": 1024, "mib": 1024, "mb": 1024, "g": 1024 ** 2,
-          "gib": 1024 ** 2, "gb": 1024 ** 2}
+_UNITS = {
+    "b": 1 / 1024,
+    "bytes": 1 / 1024,
+    "k": 1,
+    "kib": 1,
+    "kb": 1,
+    "m": 1024,
+    "mib": 1024,
+    "mb": 1024,
+    "g": 1024**2,
+    "gib": 1024**2,
+    "gb": 1024**2,
+}
 
 
 def _kib(size, unit):
@@ -72,8 +87,9 @@ def check_domain(domain, capabilities_xml, pci_addresses):
     if vcpu is not None and vcpu.get("cpuset"):
         cpuset_problems("<vcpu cpuset>", vcpu.get("cpuset"))
     for pin in domain.iterfind("cputune/vcpupin"):
-        cpuset_problems(f"<vcpupin vcpu='{pin.get('vcpu')}'>",
-                        pin.get("cpuset"))
+        cpuset_problems(
+            f"<vcpupin vcpu='{pin.get('vcpu')}'>", pin.get("cpuset")
+        )
     for tag in ("emulatorpin", "iothreadpin"):
         for pin in domain.iterfind(f"cputune/{tag}"):
             cpuset_problems(f"<{tag}>", pin.get("cpuset"))
@@ -81,8 +97,9 @@ def check_domain(domain, capabilities_xml, pci_addresses):
         if mem.get("nodeset"):
             nodeset_problems("<numatune><memory nodeset>", mem.get("nodeset"))
     for node in domain.iterfind("numatune/memnode"):
-        nodeset_problems(f"<memnode cellid='{node.get('cellid')}'>",
-                         node.get("nodeset"))
+        nodeset_problems(
+            f"<memnode cellid='{node.get('cellid')}'>", node.get("nodeset")
+        )
     for page in domain.iterfind("memoryBacking/hugepages/page"):
         size = _kib(page.get("size"), page.get("unit", "KiB"))
         if size not in pages:
@@ -94,8 +111,7 @@ def check_domain(domain, capabilities_xml, pci_addresses):
             )
         if page.get("nodeset"):
             nodeset_problems("<hugepages><page nodeset>", page.get("nodeset"))
-    for addr in domain.iterfind(
-            "devices/hostdev[@type='pci']/source/address"):
+    for addr in domain.iterfind("devices/hostdev[@type='pci']/source/address"):
         text = "%04x:%02x:%02x.%x" % tuple(
             int(addr.get(k, "0"), 0)
             for k in ("domain", "bus", "slot", "function")

@@ -39,8 +39,12 @@ def inject(domain, record):
     for old in metadata.findall(_q("instance")):
         metadata.remove(old)
     inst = etree.SubElement(metadata, _q("instance"), nsmap={PREFIX: NS})
-    for field in ("instance_uuid", "slice_name", "resource_class",
-                  "created_at"):
+    for field in (
+        "instance_uuid",
+        "slice_name",
+        "resource_class",
+        "created_at",
+    ):
         value = getattr(record, field)
         if value is not None:
             etree.SubElement(inst, _q(field)).text = value

@@ -172,40 +172,52 @@ def _template_errors(path, directory, context_keys=()):
         raise TemplateError(
             f"slice template syntax error in {where!r} line {exc.lineno}: "
             f"{exc.message}; fix the jinja2 markup there",
-            code="template.syntax", key="template_file",
-            value=f"{where}:{exc.lineno}") from None
+            code="template.syntax",
+            key="template_file",
+            value=f"{where}:{exc.lineno}",
+        ) from None
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(
             f"slice template {path!r} refers to {exc.name!r}, which does not "
             f"exist in {directory!r}; extends/include/import must name a file "
             f"beside the template",
-            code="template.missing", key="template_file",
-            value=exc.name) from None
+            code="template.missing",
+            key="template_file",
+            value=exc.name,
+        ) from None
     except jinja2.UndefinedError as exc:
         raise TemplateError(
             f"slice template {path!r} uses a variable the render context "
             f"lacks: {exc.message}{_location(exc, directory)}; available keys "
             f"are {', '.join(sorted(context_keys))}",
-            code="template.undefined", key="template_file",
-            value=exc.message) from None
+            code="template.undefined",
+            key="template_file",
+            value=exc.message,
+        ) from None
     except UnicodeDecodeError as exc:
         raise TemplateError(
             f"slice template {path!r} (or a file it includes) is not valid "
             f"UTF-8: {exc.reason} at byte {exc.start}; save it as UTF-8",
-            code="template.unreadable", key="template_file",
-            value=path) from None
+            code="template.unreadable",
+            key="template_file",
+            value=path,
+        ) from None
     except OSError as exc:
         raise TemplateError(
             f"slice template {path!r} (or a file it includes) cannot be "
             f"read: {exc.strerror or exc}; it must be a readable regular file",
-            code="template.unreadable", key="template_file",
-            value=path) from None
+            code="template.unreadable",
+            key="template_file",
+            value=path,
+        ) from None
     except Exception as exc:  # noqa: BLE001 - sandbox errors, filters, maths
         raise TemplateError(
             f"slice template {path!r} failed to render: "
             f"{type(exc).__name__}: {exc}{_location(exc, directory)}",
-            code="template.render", key="template_file",
-            value=str(exc)) from None
+            code="template.render",
+            key="template_file",
+            value=str(exc),
+        ) from None
 
 
 def check_slice_template(path):
@@ -222,7 +234,8 @@ def check_slice_template(path):
         # compile the parents too: ``extends`` resolves at render time
         env = template.environment
         for parent in env.parse(env.loader.get_source(env, name)[0]).find_all(
-                jinja2.nodes.Extends):
+            jinja2.nodes.Extends
+        ):
             if isinstance(parent.template, jinja2.nodes.Const):
                 env.get_template(parent.template.value)
 

@@ -47,8 +47,9 @@ def runtime(conf):
 def placement(state_path):
     """A bare embedded Placement and a raw client to it."""
     with EmbeddedPlacement(str(state_path)) as service:
-        yield PlacementClient(embedded_adapter(service.endpoint),
-                              service.endpoint)
+        yield PlacementClient(
+            embedded_adapter(service.endpoint), service.endpoint
+        )
 
 
 @pytest.fixture

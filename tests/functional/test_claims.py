@@ -50,12 +50,21 @@ class RacingClient:
 
 
 def _claim(client, tree, providers, rc, consumer):
-    return claims.claim_slice(client, tree, providers, rc, consumer,
-                              "p" * 32, "u" * 32, sleep=lambda s: None)
+    return claims.claim_slice(
+        client,
+        tree,
+        providers,
+        rc,
+        consumer,
+        "p" * 32,
+        "u" * 32,
+        sleep=lambda s: None,
+    )
 
 
-def test_allocation_lost_between_candidates_and_claim_is_retried(host,
-                                                                 placement):
+def test_allocation_lost_between_candidates_and_claim_is_retried(
+    host, placement
+):
     tree, providers = host
     rival_uuid = "00000000-0000-0000-0000-00000000beef"
 
@@ -63,34 +72,61 @@ def test_allocation_lost_between_candidates_and_claim_is_retried(host,
         _claim(placement, tree, providers, ONE, rival_uuid)
 
     racing = RacingClient(placement, rival)
-    mine = _claim(racing, tree, providers, ONE,
-                  "00000000-0000-0000-0000-000000000001")
+    mine = _claim(
+        racing, tree, providers, ONE, "00000000-0000-0000-0000-000000000001"
+    )
     theirs = claims.consumer_allocations(placement, rival_uuid)
     theirs_slice = encoding.slice_from_allocation(
-        tree, theirs, providers.slice_of_provider())
+        tree, theirs, providers.slice_of_provider()
+    )
     # both got a slice, different ones, and Placement agrees with us
     assert theirs_slice == "1_1" and mine.slice_name == "1_2"
-    assert encoding.slice_from_allocation(
-        tree, claims.consumer_allocations(placement, mine.consumer),
-        providers.slice_of_provider()) == "1_2"
+    assert (
+        encoding.slice_from_allocation(
+            tree,
+            claims.consumer_allocations(placement, mine.consumer),
+            providers.slice_of_provider(),
+        )
+        == "1_2"
+    )
 
 
 def test_last_slice_lost_to_a_race_is_no_candidates(host, placement):
     tree, providers = host
-    _claim(placement, tree, providers, FOUR, "c0000000-0000-0000-0000-0000000000a1")
+    _claim(
+        placement,
+        tree,
+        providers,
+        FOUR,
+        "c0000000-0000-0000-0000-0000000000a1",
+    )
 
     def rival():
-        _claim(placement, tree, providers, FOUR,
-               "c0000000-0000-0000-0000-0000000000a2")
+        _claim(
+            placement,
+            tree,
+            providers,
+            FOUR,
+            "c0000000-0000-0000-0000-0000000000a2",
+        )
 
     racing = RacingClient(placement, rival)
     with pytest.raises(NoCandidates) as info:
-        _claim(racing, tree, providers, FOUR,
-               "c0000000-0000-0000-0000-0000000000a3")
+        _claim(
+            racing,
+            tree,
+            providers,
+            FOUR,
+            "c0000000-0000-0000-0000-0000000000a3",
+        )
     assert info.value.code == "slice.lost-race"
     assert info.value.exit_status == 1
-    assert claims.consumer_allocations(
-        placement, "c0000000-0000-0000-0000-0000000000a3") == {}
+    assert (
+        claims.consumer_allocations(
+            placement, "c0000000-0000-0000-0000-0000000000a3"
+        )
+        == {}
+    )
 
 
 def test_endless_races_give_up_with_a_clear_error(host, placement):
@@ -105,10 +141,17 @@ def test_endless_races_give_up_with_a_clear_error(host, placement):
 
     racing = RacingClient(placement, rival, times=3)
     with pytest.raises(PlacementError) as info:
-        claims.claim_slice(racing, tree, providers, ONE,
-                           "e0000000-0000-0000-0000-000000000001",
-                           "p" * 32, "u" * 32, retries=3,
-                           sleep=lambda s: None)
+        claims.claim_slice(
+            racing,
+            tree,
+            providers,
+            ONE,
+            "e0000000-0000-0000-0000-000000000001",
+            "p" * 32,
+            "u" * 32,
+            retries=3,
+            sleep=lambda s: None,
+        )
     assert info.value.code == "placement.claim-conflict"
     assert "3 attempts" in info.value.message
 
@@ -119,8 +162,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_placement_unreachable_is_a_clear_error(tmp_path, state_path,
-                                                capsys):
+def test_placement_unreachable_is_a_clear_error(tmp_path, state_path, capsys):
     port = _free_port()
     config = tmp_path / "remote.conf"
     config.write_text(
@@ -129,9 +171,22 @@ def test_placement_unreachable_is_a_clear_error(tmp_path, state_path,
         f"endpoint_override = http://127.0.0.1:{port}\n"
         "connect_retries = 0\n"
     )
-    status = main(["--config-file", BUNDLE_CONF, "--config-file",
-                   str(config), "--state-path", str(state_path),
-                   "spawn", "g", "--slice-class", ONE, "--format", "json"])
+    status = main(
+        [
+            "--config-file",
+            BUNDLE_CONF,
+            "--config-file",
+            str(config),
+            "--state-path",
+            str(state_path),
+            "spawn",
+            "g",
+            "--slice-class",
+            ONE,
+            "--format",
+            "json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert status == 1
     err = out["errors"][0]
@@ -139,13 +194,24 @@ def test_placement_unreachable_is_a_clear_error(tmp_path, state_path,
     assert f"127.0.0.1:{port}" in err["message"]
 
 
-def test_remote_mode_without_auth_is_a_config_error(tmp_path, state_path,
-                                                    capsys):
+def test_remote_mode_without_auth_is_a_config_error(
+    tmp_path, state_path, capsys
+):
     config = tmp_path / "remote.conf"
     config.write_text("[placement]\nmode = remote\n")
-    status = main(["--config-file", BUNDLE_CONF, "--config-file",
-                   str(config), "--state-path", str(state_path),
-                   "sync", "--format", "json"])
+    status = main(
+        [
+            "--config-file",
+            BUNDLE_CONF,
+            "--config-file",
+            str(config),
+            "--state-path",
+            str(state_path),
+            "sync",
+            "--format",
+            "json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert status == 2
     assert out["errors"][0]["code"] == "config.placement-auth"

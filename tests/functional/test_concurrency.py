@@ -14,8 +14,11 @@ from nova_slices.cmd.runtime import Runtime
 from nova_slices.placement import claims
 from tests.functional.conftest import BUNDLE_CONF, make_conf
 
-REQUESTS = (["CUSTOM_SLICE_1_GPU_V1"] * 5 + ["CUSTOM_SLICE_4_GPU_V1"] * 2
-            + ["CUSTOM_SLICE_8_GPU_V1"])
+REQUESTS = (
+    ["CUSTOM_SLICE_1_GPU_V1"] * 5
+    + ["CUSTOM_SLICE_4_GPU_V1"] * 2
+    + ["CUSTOM_SLICE_8_GPU_V1"]
+)
 
 
 def spawn_all(state_path, extra_config=(), requests=REQUESTS):
@@ -25,11 +28,25 @@ def spawn_all(state_path, extra_config=(), requests=REQUESTS):
         config += ["--config-file", str(path)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "nova_slices.cmd.main", *config,
-             "--state-path", str(state_path), "spawn", f"g{i}",
-             "--slice-class", rc, "--format", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env)
+            [
+                sys.executable,
+                "-m",
+                "nova_slices.cmd.main",
+                *config,
+                "--state-path",
+                str(state_path),
+                "spawn",
+                f"g{i}",
+                "--slice-class",
+                rc,
+                "--format",
+                "json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         for i, rc in enumerate(requests)
     ]
     results = []
@@ -46,7 +63,8 @@ def check_no_conflicts(conf):
         tree = rt.driver.tree
         usage = claims.tree_usage(rt.client, rt.driver.providers)
         in_use = [
-            name for name, consumers in usage.items()
+            name
+            for name, consumers in usage.items()
             for res in consumers.values()
             if res.get(tree.slices[name].resource_class)
         ]
@@ -65,7 +83,9 @@ def test_concurrent_spawns_on_embedded_sqlite(state_path):
         assert status in (0, 1), out
         if status == 1:
             assert out["errors"][0]["code"] in (
-                "slice.no-candidates", "slice.lost-race")
+                "slice.no-candidates",
+                "slice.lost-race",
+            )
     won = [out["slice"] for status, out in results if status == 0]
     in_use = check_no_conflicts(make_conf(state_path))
     assert sorted(won) == sorted(in_use)

@@ -20,42 +20,73 @@ from tests.functional.conftest import BUNDLE_CONF, make_conf
 def cli(state_path, capsys):
     def run(*argv, config=BUNDLE_CONF):
         capsys.readouterr()
-        status = main(["--config-file", str(config), "--state-path",
-                       str(state_path), *argv])
+        status = main(
+            [
+                "--config-file",
+                str(config),
+                "--state-path",
+                str(state_path),
+                *argv,
+            ]
+        )
         out, err = capsys.readouterr()
-        return status, (json.loads(out) if "--format" in argv and out
-                        else out), err
+        return (
+            status,
+            (json.loads(out) if "--format" in argv and out else out),
+            err,
+        )
+
     return run
 
 
 def _used(providers):
-    return {p["slice"]: {rc: i["used"] for rc, i in p["inventories"].items()}
-            for p in providers if p["slice"]}
+    return {
+        p["slice"]: {rc: i["used"] for rc, i in p["inventories"].items()}
+        for p in providers
+        if p["slice"]
+    }
 
 
 def test_spawn_list_destroy_across_processes(cli, state_path):
-    status, guest, _ = cli("spawn", "g4", "--slice-class",
-                           "CUSTOM_SLICE_4_GPU_V1", "--format", "json")
+    status, guest, _ = cli(
+        "spawn",
+        "g4",
+        "--slice-class",
+        "CUSTOM_SLICE_4_GPU_V1",
+        "--format",
+        "json",
+    )
     assert status == 0 and guest["slice"] == "4_1"
-    status, small, _ = cli("spawn", "g1", "--slice-class",
-                           "CUSTOM_SLICE_1_GPU_V1", "--format", "json")
+    status, small, _ = cli(
+        "spawn",
+        "g1",
+        "--slice-class",
+        "CUSTOM_SLICE_1_GPU_V1",
+        "--format",
+        "json",
+    )
     assert status == 0 and small["slice"] == "1_5"
 
     status, listing, _ = cli("list", "--format", "json")
     assert status == 0
-    assert [(g["name"], g["slice"], g["state"]) for g in listing["guests"]] \
-        == [("g1", "1_5", "running"), ("g4", "4_1", "running")]
+    assert [
+        (g["name"], g["slice"], g["state"]) for g in listing["guests"]
+    ] == [("g1", "1_5", "running"), ("g4", "4_1", "running")]
     assert listing["discrepancies"] == []
     g4 = next(g for g in listing["guests"] if g["name"] == "g4")
     assert g4["instance_uuid"] == guest["instance_uuid"]
     assert g4["allocations"]["4_1"] == {
-        "CUSTOM_SLICE_4_GPU_V1": 1, "CUSTOM_SLICE_4_GPU_V1_UNITS": 4}
+        "CUSTOM_SLICE_4_GPU_V1": 1,
+        "CUSTOM_SLICE_4_GPU_V1_UNITS": 4,
+    }
     assert g4["allocations"]["8_1"] == {"CUSTOM_SLICE_8_GPU_V1_UNITS": 4}
 
     status, providers, _ = cli("providers", "--format", "json")
     used = _used(providers)
-    assert used["8_1"] == {"CUSTOM_SLICE_8_GPU_V1": 0,
-                           "CUSTOM_SLICE_8_GPU_V1_UNITS": 5}
+    assert used["8_1"] == {
+        "CUSTOM_SLICE_8_GPU_V1": 0,
+        "CUSTOM_SLICE_8_GPU_V1_UNITS": 5,
+    }
     assert used["4_2"]["CUSTOM_SLICE_4_GPU_V1_UNITS"] == 1
     assert {p["name"] for p in providers} >= {"gpu8-2s", "gpu8-2s_slice_1_8"}
 
@@ -65,19 +96,29 @@ def test_spawn_list_destroy_across_processes(cli, state_path):
         dom = rt.host.lookup("g4")
         xml = dom.XMLDesc(0)
     record = metadata.read(xml)
-    assert (record.instance_uuid, record.slice_name, record.resource_class) \
-        == (guest["instance_uuid"], "4_1", "CUSTOM_SLICE_4_GPU_V1")
+    assert (
+        record.instance_uuid,
+        record.slice_name,
+        record.resource_class,
+    ) == (guest["instance_uuid"], "4_1", "CUSTOM_SLICE_4_GPU_V1")
     root = etree.fromstring(xml.encode())
     assert root.findtext("uuid") == guest["instance_uuid"]
     assert root.find("numatune/memory").get("nodeset") == "0-1"
     assert len(root.findall("devices/hostdev")) == 4
 
-    status, out, _ = cli("spawn", "g8", "--slice-class",
-                         "CUSTOM_SLICE_8_GPU_V1", "--format", "json")
+    status, out, _ = cli(
+        "spawn",
+        "g8",
+        "--slice-class",
+        "CUSTOM_SLICE_8_GPU_V1",
+        "--format",
+        "json",
+    )
     assert status == 1
     assert out["errors"][0]["code"] == "slice.no-candidates"
-    assert out["reasons"] == [{"slice": "8_1",
-                               "reason": "conflicts with 1_5, 4_1 in use"}]
+    assert out["reasons"] == [
+        {"slice": "8_1", "reason": "conflicts with 1_5, 4_1 in use"}
+    ]
 
     for name in ("g4", "g1"):
         status, out, _ = cli("destroy", name, "--format", "json")
@@ -103,23 +144,32 @@ def test_restart_reports_disagreements_without_fixing_them(cli, state_path):
         # ...and holds one for a guest libvirt does not know
         free = rt.driver.providers.provider_of_slice()["1_8"]
         root_units = rt.driver.providers.provider_of_slice()
-        resp = rt.client.put(f"/allocations/{stray}", {
-            "allocations": {
-                free: {"resources": {"CUSTOM_SLICE_1_GPU_V1": 1}},
-                root_units["4_2"]: {"resources": {
-                    "CUSTOM_SLICE_4_GPU_V1_UNITS": 1}},
-                root_units["8_1"]: {"resources": {
-                    "CUSTOM_SLICE_8_GPU_V1_UNITS": 1}},
+        resp = rt.client.put(
+            f"/allocations/{stray}",
+            {
+                "allocations": {
+                    free: {"resources": {"CUSTOM_SLICE_1_GPU_V1": 1}},
+                    root_units["4_2"]: {
+                        "resources": {"CUSTOM_SLICE_4_GPU_V1_UNITS": 1}
+                    },
+                    root_units["8_1"]: {
+                        "resources": {"CUSTOM_SLICE_8_GPU_V1_UNITS": 1}
+                    },
+                },
+                "project_id": "p",
+                "user_id": "u",
+                "consumer_generation": None,
             },
-            "project_id": "p", "user_id": "u", "consumer_generation": None})
+        )
         assert resp.status == 204
     status, listing, _ = cli("list", "--format", "json")
     assert status == 0
     assert sorted(g["name"] for g in listing["guests"]) == ["keep", "orphan"]
-    codes = {(d["code"], d["instance_uuid"])
-             for d in listing["discrepancies"]}
-    assert codes == {("guest.no-allocation", orphan.instance_uuid),
-                     ("allocation.no-guest", stray)}
+    codes = {(d["code"], d["instance_uuid"]) for d in listing["discrepancies"]}
+    assert codes == {
+        ("guest.no-allocation", orphan.instance_uuid),
+        ("allocation.no-guest", stray),
+    }
     # reported, not fixed: a second look sees the same
     status, again, _ = cli("list", "--format", "json")
     assert again["discrepancies"] == listing["discrepancies"]
@@ -131,8 +181,11 @@ def _conf_with_templates(tmp_path, template_dir):
     path = tmp_path / "nova-slices.conf"
     with open(BUNDLE_CONF) as src:
         body = src.read()
-    path.write_text(body.replace(
-        "[libvirt]\n", f"[libvirt]\nslice_template_dir = {template_dir}\n"))
+    path.write_text(
+        body.replace(
+            "[libvirt]\n", f"[libvirt]\nslice_template_dir = {template_dir}\n"
+        )
+    )
     return path
 
 
@@ -142,48 +195,89 @@ def _break(template_dir, name, mutate):
 
 
 BROKEN_TEMPLATES = [
-    ("missing", lambda d: os.unlink(d / "slice_1_5.xml.j2"),
-     "template.missing"),
-    ("unreadable", lambda d: (os.unlink(d / "slice_1_5.xml.j2"),
-                              os.mkdir(d / "slice_1_5.xml.j2")),
-     "template.unreadable"),
-    ("syntax", lambda d: _break(d, "slice_1_5.xml.j2",
-                                lambda t: t + "\n{% if %}\n"),
-     "template.syntax"),
-    ("invalid domain", lambda d: _break(
-        d, "_base.xml.j2", lambda t: t.replace("<vcpu", "<vcpus", 1)
-        .replace("</vcpu>", "</vcpus>", 1)), "template.invalid-domain"),
-    ("not xml", lambda d: _break(d, "_base.xml.j2",
-                                 lambda t: t.replace("</domain>", "")),
-     "template.invalid-xml"),
-    ("host mismatch", lambda d: _break(
-        d, "slice_1_5.xml.j2", lambda t: t.replace("[32,", "[900,", 1)
-        if "[32," in t else t.replace('"32,', '"900,', 1)),
-     "template.host-mismatch"),
+    (
+        "missing",
+        lambda d: os.unlink(d / "slice_1_5.xml.j2"),
+        "template.missing",
+    ),
+    (
+        "unreadable",
+        lambda d: (
+            os.unlink(d / "slice_1_5.xml.j2"),
+            os.mkdir(d / "slice_1_5.xml.j2"),
+        ),
+        "template.unreadable",
+    ),
+    (
+        "syntax",
+        lambda d: _break(d, "slice_1_5.xml.j2", lambda t: t + "\n{% if %}\n"),
+        "template.syntax",
+    ),
+    (
+        "invalid domain",
+        lambda d: _break(
+            d,
+            "_base.xml.j2",
+            lambda t: t.replace("<vcpu", "<vcpus", 1).replace(
+                "</vcpu>", "</vcpus>", 1
+            ),
+        ),
+        "template.invalid-domain",
+    ),
+    (
+        "not xml",
+        lambda d: _break(
+            d, "_base.xml.j2", lambda t: t.replace("</domain>", "")
+        ),
+        "template.invalid-xml",
+    ),
+    (
+        "host mismatch",
+        lambda d: _break(
+            d,
+            "slice_1_5.xml.j2",
+            lambda t: (
+                t.replace("[32,", "[900,", 1)
+                if "[32," in t
+                else t.replace('"32,', '"900,', 1)
+            ),
+        ),
+        "template.host-mismatch",
+    ),
 ]
 
 
-@pytest.mark.parametrize("label,breaker,code", BROKEN_TEMPLATES,
-                         ids=[b[0] for b in BROKEN_TEMPLATES])
+@pytest.mark.parametrize(
+    "label,breaker,code",
+    BROKEN_TEMPLATES,
+    ids=[b[0] for b in BROKEN_TEMPLATES],
+)
 def test_broken_templates_fail_spawn_and_release_the_claim(
-        cli, tmp_path, template_dir, label, breaker, code):
+    cli, tmp_path, template_dir, label, breaker, code
+):
     config = _conf_with_templates(tmp_path, template_dir)
     # fill 4_1's leaves so the next 1-GPU guest lands on 1_5
-    status, _, _ = cli("spawn", "g4", "--slice-class",
-                       "CUSTOM_SLICE_4_GPU_V1", config=config)
+    status, _, _ = cli(
+        "spawn", "g4", "--slice-class", "CUSTOM_SLICE_4_GPU_V1", config=config
+    )
     assert status == 0
     breaker(template_dir)
-    status, out, err = cli("spawn", "bad", "--slice-class",
-                           "CUSTOM_SLICE_1_GPU_V1", "--format", "json",
-                           config=config)
+    status, out, err = cli(
+        "spawn",
+        "bad",
+        "--slice-class",
+        "CUSTOM_SLICE_1_GPU_V1",
+        "--format",
+        "json",
+        config=config,
+    )
     assert status == 2, out
     assert out["errors"][0]["code"] == code
     assert "Traceback" not in err
     status, listing, _ = cli("list", "--format", "json", config=config)
     assert [g["name"] for g in listing["guests"]] == ["g4"]
     assert listing["discrepancies"] == []
-    status, providers, _ = cli("providers", "--format", "json",
-                               config=config)
+    status, providers, _ = cli("providers", "--format", "json", config=config)
     assert _used(providers)["1_5"] == {"CUSTOM_SLICE_1_GPU_V1": 0}
     status, out, _ = cli("validate", "--format", "json", config=config)
     assert status == 2
@@ -192,13 +286,25 @@ def test_broken_templates_fail_spawn_and_release_the_claim(
 
 def test_instance_name_is_text_not_xml(cli, state_path):
     # libvirt refuses '/', so the closing-tag form cannot reach libvirt...
-    status, out, _ = cli("spawn", "x</name><devices>", "--slice-class",
-                         "CUSTOM_SLICE_1_GPU_V1", "--format", "json")
+    status, out, _ = cli(
+        "spawn",
+        "x</name><devices>",
+        "--slice-class",
+        "CUSTOM_SLICE_1_GPU_V1",
+        "--format",
+        "json",
+    )
     assert status == 2 and out["errors"][0]["code"] == "guest.name-invalid"
     # ...and markup without it comes out as text
     name = "x<name><devices><hostdev mode='subsystem'>&amp;\"y"
-    status, out, _ = cli("spawn", name, "--slice-class",
-                         "CUSTOM_SLICE_1_GPU_V1", "--format", "json")
+    status, out, _ = cli(
+        "spawn",
+        name,
+        "--slice-class",
+        "CUSTOM_SLICE_1_GPU_V1",
+        "--format",
+        "json",
+    )
     assert status == 0, out
     with Runtime(make_conf(state_path)) as rt:
         root = etree.fromstring(rt.host.lookup(name).XMLDesc(0).encode())
@@ -207,19 +313,33 @@ def test_instance_name_is_text_not_xml(cli, state_path):
 
 
 def test_duplicate_name_is_refused_before_claiming(cli):
-    assert cli("spawn", "dup", "--slice-class", "CUSTOM_SLICE_1_GPU_V1")[0] \
-        == 0
-    status, out, _ = cli("spawn", "dup", "--slice-class",
-                         "CUSTOM_SLICE_1_GPU_V1", "--format", "json")
+    assert (
+        cli("spawn", "dup", "--slice-class", "CUSTOM_SLICE_1_GPU_V1")[0] == 0
+    )
+    status, out, _ = cli(
+        "spawn",
+        "dup",
+        "--slice-class",
+        "CUSTOM_SLICE_1_GPU_V1",
+        "--format",
+        "json",
+    )
     assert status == 1 and out["errors"][0]["code"] == "guest.name-in-use"
     status, providers, _ = cli("providers", "--format", "json")
-    assert sum(u["CUSTOM_SLICE_1_GPU_V1"] for s, u in
-               _used(providers).items() if s.startswith("1_")) == 1
+    assert (
+        sum(
+            u["CUSTOM_SLICE_1_GPU_V1"]
+            for s, u in _used(providers).items()
+            if s.startswith("1_")
+        )
+        == 1
+    )
 
 
 def test_unknown_class_and_guest(cli):
-    status, out, _ = cli("spawn", "x", "--slice-class", "CUSTOM_NOPE",
-                         "--format", "json")
+    status, out, _ = cli(
+        "spawn", "x", "--slice-class", "CUSTOM_NOPE", "--format", "json"
+    )
     assert status == 2 and out["errors"][0]["code"] == "slice.unknown-class"
     status, out, _ = cli("destroy", "ghost", "--format", "json")
     assert status == 1 and out["errors"][0]["code"] == "guest.not-found"
@@ -230,4 +350,6 @@ def test_libvirt_test_driver_validates_on_define(state_path):
         with pytest.raises(libvirt.libvirtError):
             rt.host.conn.defineXMLFlags(
                 "<domain type='kvm'><name>x</name><memory>1</memory>"
-                "<bogus/></domain>", libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+                "<bogus/></domain>",
+                libvirt.VIR_DOMAIN_DEFINE_VALIDATE,
+            )

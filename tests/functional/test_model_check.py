@@ -22,8 +22,11 @@ from nova_slices.slices import encoding
 from nova_slices.slices.tree import load_tree
 from tests.functional.conftest import make_conf
 
-CLASSES = ("CUSTOM_SLICE_1_GPU_V1", "CUSTOM_SLICE_4_GPU_V1",
-           "CUSTOM_SLICE_8_GPU_V1")
+CLASSES = (
+    "CUSTOM_SLICE_1_GPU_V1",
+    "CUSTOM_SLICE_4_GPU_V1",
+    "CUSTOM_SLICE_8_GPU_V1",
+)
 PROJECT, USER = "p" * 32, "u" * 32
 
 
@@ -42,14 +45,17 @@ def host(placement, state_path):
 def _offered(client, tree, providers, rc):
     request = encoding.slice_request(tree, rc)
     params = request.query_params() + [
-        (f"in_tree{s}", providers.root.uuid) for s in request.groups]
-    body = expect(client.get("/allocation_candidates", params=params),
-                  200).body
+        (f"in_tree{s}", providers.root.uuid) for s in request.groups
+    ]
+    body = expect(
+        client.get("/allocation_candidates", params=params), 200
+    ).body
     slice_of = providers.slice_of_provider()
     offered = []
     for candidate in body["allocation_requests"]:
-        alloc = {rp: a["resources"]
-                 for rp, a in candidate["allocations"].items()}
+        alloc = {
+            rp: a["resources"] for rp, a in candidate["allocations"].items()
+        }
         # every candidate is a whole chain, never a broken one
         offered.append(encoding.slice_from_allocation(tree, alloc, slice_of))
     return offered
@@ -61,9 +67,15 @@ def _take(client, tree, providers, name, consumer):
         uuid_of[n]: {"resources": res}
         for n, res in encoding.slice_allocation(tree, name).items()
     }
-    resp = client.put(f"/allocations/{consumer}", {
-        "allocations": allocations, "project_id": PROJECT,
-        "user_id": USER, "consumer_generation": None})
+    resp = client.put(
+        f"/allocations/{consumer}",
+        {
+            "allocations": allocations,
+            "project_id": PROJECT,
+            "user_id": USER,
+            "consumer_generation": None,
+        },
+    )
     return resp.status
 
 
@@ -80,8 +92,9 @@ def test_every_state_offers_exactly_the_usable_slices(host, placement):
         seen.add(in_use)
         for rc in CLASSES:
             offered = _offered(placement, tree, providers, rc)
-            expected = sorted(n for n in tree.classes[rc].slices
-                              if usable(tree, in_use, n))
+            expected = sorted(
+                n for n in tree.classes[rc].slices if usable(tree, in_use, n)
+            )
             assert sorted(offered) == expected, (sorted(in_use), rc)
             assert len(offered) == len(set(offered))  # one per free slice
         for name in tree.slices:
@@ -89,8 +102,12 @@ def test_every_state_offers_exactly_the_usable_slices(host, placement):
             if not usable(tree, in_use, name):
                 # Placement refuses a conflicting slice outright
                 if name not in in_use:
-                    assert _take(placement, tree, providers, name,
-                                 _consumer(10 ** 6)) == 409
+                    assert (
+                        _take(
+                            placement, tree, providers, name, _consumer(10**6)
+                        )
+                        == 409
+                    )
                 continue
             if nxt in seen:
                 continue
@@ -118,24 +135,35 @@ def test_spawn_destroy_sequences_agree_with_the_oracle(host, placement):
             return
         assert time.monotonic() < deadline, "model check over its budget"
         for rc in CLASSES:
-            free = [n for n in tree.classes[rc].slices
-                    if usable(tree, in_use, n)]
+            free = [
+                n for n in tree.classes[rc].slices if usable(tree, in_use, n)
+            ]
             consumer = _consumer(next(counter))
             try:
                 claim = claims.claim_slice(
-                    placement, tree, providers, rc, consumer, PROJECT, USER,
-                    sleep=lambda s: None)
+                    placement,
+                    tree,
+                    providers,
+                    rc,
+                    consumer,
+                    PROJECT,
+                    USER,
+                    sleep=lambda s: None,
+                )
             except NoCandidates:
                 assert free == [], (sorted(in_use), rc)
                 step(in_use, guests, remaining - 1)
                 continue
             assert claim.slice_name in free, (sorted(in_use), rc)
-            step(in_use | {claim.slice_name},
-                 guests + [(consumer, claim.slice_name)], remaining - 1)
+            step(
+                in_use | {claim.slice_name},
+                guests + [(consumer, claim.slice_name)],
+                remaining - 1,
+            )
             claims.release(placement, consumer)
         for i, (consumer, name) in enumerate(guests):
             claims.release(placement, consumer)
-            step(in_use - {name}, guests[:i] + guests[i + 1:], remaining - 1)
+            step(in_use - {name}, guests[:i] + guests[i + 1 :], remaining - 1)
             assert _take(placement, tree, providers, name, consumer) == 204
 
     step(frozenset(), [], depth)

@@ -113,8 +113,13 @@ def test_slice_from_allocation_accepts_only_chains():
     good = alloc(encoding.slice_allocation(tree, "1_6"))
     assert encoding.slice_from_allocation(tree, good, slice_of) == "1_6"
     # leaf under 4_2 paired with units of 4_1: a broken chain
-    broken = alloc({"1_6": {"CUSTOM_S1": 1}, "4_1": {"CUSTOM_S4_UNITS": 1},
-                    "8_1": {"CUSTOM_S8_UNITS": 1}})
+    broken = alloc(
+        {
+            "1_6": {"CUSTOM_S1": 1},
+            "4_1": {"CUSTOM_S4_UNITS": 1},
+            "8_1": {"CUSTOM_S8_UNITS": 1},
+        }
+    )
     with pytest.raises(encoding.BrokenChain):
         encoding.slice_from_allocation(tree, broken, slice_of)
     two_tokens = alloc({"1_1": {"CUSTOM_S1": 1}, "1_2": {"CUSTOM_S1": 1}})
@@ -131,15 +136,20 @@ def test_provider_tree_nests_slices_and_reports_nothing_on_root():
     by_name = {p.name: p for p in ptree.providers}
     assert by_name["gpu-host_slice_8_1"].parent_uuid == root.uuid
     assert by_name["gpu-host_slice_4_2"].parent_uuid == (
-        by_name["gpu-host_slice_8_1"].uuid)
+        by_name["gpu-host_slice_8_1"].uuid
+    )
     assert by_name["gpu-host_slice_1_7"].parent_uuid == (
-        by_name["gpu-host_slice_4_2"].uuid)
+        by_name["gpu-host_slice_4_2"].uuid
+    )
     inv = by_name["gpu-host_slice_4_1"].inventories
     assert {rc: i.total for rc, i in inv.items()} == {
-        "CUSTOM_S4": 1, "CUSTOM_S4_UNITS": 4}
-    assert {rc: i.total for rc, i in
-            by_name["gpu-host_slice_8_1"].inventories.items()} == {
-        "CUSTOM_S8": 1, "CUSTOM_S8_UNITS": 8}
+        "CUSTOM_S4": 1,
+        "CUSTOM_S4_UNITS": 4,
+    }
+    assert {
+        rc: i.total
+        for rc, i in by_name["gpu-host_slice_8_1"].inventories.items()
+    } == {"CUSTOM_S8": 1, "CUSTOM_S8_UNITS": 8}
     assert set(by_name["gpu-host_slice_1_1"].inventories) == {"CUSTOM_S1"}
     # stable: same input, same uuids; parents precede children
     assert build_provider_tree("gpu-host", tree) == ptree
@@ -154,7 +164,12 @@ def test_chain_same_subtree_pairs_are_edges():
     for rc in tree.classes:
         req = encoding.slice_request(tree, rc)
         suffixes = list(req.groups)
-        assert list(itertools.chain.from_iterable(
-            reversed(p) for p in req.same_subtree)) == [
-            x for i, s in enumerate(suffixes[:-1])
-            for x in (s, suffixes[i + 1])]
+        assert list(
+            itertools.chain.from_iterable(
+                reversed(p) for p in req.same_subtree
+            )
+        ) == [
+            x
+            for i, s in enumerate(suffixes[:-1])
+            for x in (s, suffixes[i + 1])
+        ]

@@ -24,49 +24,91 @@ def test_relaxed_form_from_the_spec_is_accepted():
     assert spec.conflict_parent == "8_1"
 
 
-@pytest.mark.parametrize("raw", [
-    '{"name": "1_1", "resource_class": "CUSTOM_A", '
-    '"template_file": "t.xml.j2"}',
-    "{name=1_1, resource_class=CUSTOM_A, template_file=t.xml.j2}",
-    "{ 'name': '1_1' , 'resource_class' : 'CUSTOM_A', "
-    "'template_file':'t.xml.j2' }",
-    '{name="1_1", resource_class:"CUSTOM_A", "template_file"="t.xml.j2"}',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"name": "1_1", "resource_class": "CUSTOM_A", '
+        '"template_file": "t.xml.j2"}',
+        "{name=1_1, resource_class=CUSTOM_A, template_file=t.xml.j2}",
+        "{ 'name': '1_1' , 'resource_class' : 'CUSTOM_A', "
+        "'template_file':'t.xml.j2' }",
+        '{name="1_1", resource_class:"CUSTOM_A", "template_file"="t.xml.j2"}',
+    ],
+)
 def test_equivalent_forms(raw):
     spec = parse_slice_spec(raw, TDIR)
-    assert (spec.name, spec.resource_class, spec.template_file,
-            spec.conflict_parent) == (
-        "1_1", "CUSTOM_A", os.path.join(TDIR, "t.xml.j2"), None)
+    assert (
+        spec.name,
+        spec.resource_class,
+        spec.template_file,
+        spec.conflict_parent,
+    ) == ("1_1", "CUSTOM_A", os.path.join(TDIR, "t.xml.j2"), None)
 
 
 # (raw value, expected code, words the message must contain)
 BAD_SPECS = [
-    ('name="1_1", resource_class="CUSTOM_A", template_file="t"',
-     "config.slice-spec-malformed", ["object in braces"]),
-    ('{"name": "1_1", "resource_class": , "template_file": "t"}',
-     "config.slice-spec-malformed", ["key=value", "write a JSON object"]),
-    ('{name="1_1" resource_class="CUSTOM_A"}',
-     "config.slice-spec-malformed", ["cannot read"]),
-    ('{name="1_1", resource_class="CUSTOM_A, template_file=t}',
-     "config.slice-spec-malformed", ["cannot read"]),
-    ('{name="1_1", name="1_2", resource_class="CUSTOM_A", template_file=t}',
-     "config.slice-spec-malformed", ["'name' appears twice"]),
-    ('{"name": "1_1", "resource_class": "CUSTOM_A", "template_file": "t", '
-     '"parent": "8_1"}',
-     "config.slice-spec-unknown-key", ["parent", "conflict_parent"]),
-    ('{"name": "1_1", "template_file": "t"}',
-     "config.slice-spec-missing-key", ["resource_class"]),
-    ('{"name": "1_1", "resource_class": "CUSTOM_A"}',
-     "config.slice-spec-missing-key", ["template_file"]),
-    ('{"name": "1_1", "resource_class": "SLICE_1", "template_file": "t"}',
-     "config.slice-resource-class-invalid", ["SLICE_1", "CUSTOM_[A-Z0-9_]+"]),
-    ('{"name": "1_1", "resource_class": "CUSTOM_slice", '
-     '"template_file": "t"}',
-     "config.slice-resource-class-invalid", ["CUSTOM_slice"]),
-    ('{"name": "a b", "resource_class": "CUSTOM_A", "template_file": "t"}',
-     "config.slice-name-invalid", ["'a b'"]),
-    ('{"name": 7, "resource_class": "CUSTOM_A", "template_file": "t"}',
-     "config.slice-spec-malformed", ["name must be a string"]),
+    (
+        'name="1_1", resource_class="CUSTOM_A", template_file="t"',
+        "config.slice-spec-malformed",
+        ["object in braces"],
+    ),
+    (
+        '{"name": "1_1", "resource_class": , "template_file": "t"}',
+        "config.slice-spec-malformed",
+        ["key=value", "write a JSON object"],
+    ),
+    (
+        '{name="1_1" resource_class="CUSTOM_A"}',
+        "config.slice-spec-malformed",
+        ["cannot read"],
+    ),
+    (
+        '{name="1_1", resource_class="CUSTOM_A, template_file=t}',
+        "config.slice-spec-malformed",
+        ["cannot read"],
+    ),
+    (
+        '{name="1_1", name="1_2", resource_class="CUSTOM_A", template_file=t}',
+        "config.slice-spec-malformed",
+        ["'name' appears twice"],
+    ),
+    (
+        '{"name": "1_1", "resource_class": "CUSTOM_A", "template_file": "t", '
+        '"parent": "8_1"}',
+        "config.slice-spec-unknown-key",
+        ["parent", "conflict_parent"],
+    ),
+    (
+        '{"name": "1_1", "template_file": "t"}',
+        "config.slice-spec-missing-key",
+        ["resource_class"],
+    ),
+    (
+        '{"name": "1_1", "resource_class": "CUSTOM_A"}',
+        "config.slice-spec-missing-key",
+        ["template_file"],
+    ),
+    (
+        '{"name": "1_1", "resource_class": "SLICE_1", "template_file": "t"}',
+        "config.slice-resource-class-invalid",
+        ["SLICE_1", "CUSTOM_[A-Z0-9_]+"],
+    ),
+    (
+        '{"name": "1_1", "resource_class": "CUSTOM_slice", '
+        '"template_file": "t"}',
+        "config.slice-resource-class-invalid",
+        ["CUSTOM_slice"],
+    ),
+    (
+        '{"name": "a b", "resource_class": "CUSTOM_A", "template_file": "t"}',
+        "config.slice-name-invalid",
+        ["'a b'"],
+    ),
+    (
+        '{"name": 7, "resource_class": "CUSTOM_A", "template_file": "t"}',
+        "config.slice-spec-malformed",
+        ["name must be a string"],
+    ),
     ("[1, 2]", "config.slice-spec-malformed", ["object in braces"]),
 ]
 
@@ -87,12 +129,17 @@ def _spec(name, rc, parent=None):
     parent_part = f', "conflict_parent": "{parent}"' if parent else ""
     return parse_slice_spec(
         f'{{"name": "{name}", "resource_class": "{rc}", '
-        f'"template_file": "{name}.j2"{parent_part}}}', TDIR)
+        f'"template_file": "{name}.j2"{parent_part}}}',
+        TDIR,
+    )
 
 
 def seed_tree():
-    specs = [_spec("8_1", "CUSTOM_S8"),
-             _spec("4_1", "CUSTOM_S4", "8_1"), _spec("4_2", "CUSTOM_S4", "8_1")]
+    specs = [
+        _spec("8_1", "CUSTOM_S8"),
+        _spec("4_1", "CUSTOM_S4", "8_1"),
+        _spec("4_2", "CUSTOM_S4", "8_1"),
+    ]
     for i in range(1, 9):
         specs.append(_spec(f"1_{i}", "CUSTOM_S1", "4_1" if i <= 4 else "4_2"))
     return build_tree(specs)
@@ -106,34 +153,74 @@ def test_seed_tree_shape():
     assert tree.slices["1_6"].ancestors == ("4_2", "8_1")
     assert tree.conflicts("4_1") == {"8_1", "1_1", "1_2", "1_3", "1_4"}
     assert tree.classes["CUSTOM_S1"].ancestor_classes == (
-        "CUSTOM_S4", "CUSTOM_S8")
+        "CUSTOM_S4",
+        "CUSTOM_S8",
+    )
     assert tree.resource_classes() == [
-        "CUSTOM_S8", "CUSTOM_S8_UNITS", "CUSTOM_S4", "CUSTOM_S4_UNITS",
-        "CUSTOM_S1"]
+        "CUSTOM_S8",
+        "CUSTOM_S8_UNITS",
+        "CUSTOM_S4",
+        "CUSTOM_S4_UNITS",
+        "CUSTOM_S1",
+    ]
     order = [s.name for s in tree.parents_first()]
     assert order.index("8_1") < order.index("4_2") < order.index("1_5")
 
 
 BAD_TREES = [
-    ([("a", "CUSTOM_A", None), ("a", "CUSTOM_A", None)],
-     "config.slice-duplicate-name", ["'a' is declared twice"]),
+    (
+        [("a", "CUSTOM_A", None), ("a", "CUSTOM_A", None)],
+        "config.slice-duplicate-name",
+        ["'a' is declared twice"],
+    ),
     ([("a", "CUSTOM_A", "a")], "config.slice-self-parent", ["'a'"]),
-    ([("a", "CUSTOM_A", "zz")], "config.slice-unknown-parent",
-     ["'zz'", "known slices: a"]),
-    ([("a", "CUSTOM_A", "b"), ("b", "CUSTOM_B", "c"), ("c", "CUSTOM_C", "a")],
-     "config.slice-cycle", ["cycle", "a -> b -> c -> a"]),
+    (
+        [("a", "CUSTOM_A", "zz")],
+        "config.slice-unknown-parent",
+        ["'zz'", "known slices: a"],
+    ),
+    (
+        [
+            ("a", "CUSTOM_A", "b"),
+            ("b", "CUSTOM_B", "c"),
+            ("c", "CUSTOM_C", "a"),
+        ],
+        "config.slice-cycle",
+        ["cycle", "a -> b -> c -> a"],
+    ),
     # 1-GPU slices under a 4-GPU node and directly under the root
-    ([("r", "CUSTOM_R", None), ("q", "CUSTOM_Q", "r"),
-      ("x", "CUSTOM_X", "q"), ("y", "CUSTOM_X", "r")],
-     "config.slice-class-shape", ["'x' and 'y'", "CUSTOM_X"]),
+    (
+        [
+            ("r", "CUSTOM_R", None),
+            ("q", "CUSTOM_Q", "r"),
+            ("x", "CUSTOM_X", "q"),
+            ("y", "CUSTOM_X", "r"),
+        ],
+        "config.slice-class-shape",
+        ["'x' and 'y'", "CUSTOM_X"],
+    ),
     # same ancestors, different leaf counts
-    ([("r", "CUSTOM_R", None), ("p", "CUSTOM_P", "r"), ("q", "CUSTOM_P", "r"),
-      ("l1", "CUSTOM_L", "p"), ("l2", "CUSTOM_L", "p"),
-      ("l3", "CUSTOM_L", "q")],
-     "config.slice-class-shape", ["'p' and 'q'", "2 leaves", "1 leaves"]),
-    ([("r", "CUSTOM_R", None), ("k", "CUSTOM_K", "r"),
-      ("c", "CUSTOM_R_UNITS", None)],
-     "config.slice-class-collision", ["CUSTOM_R_UNITS"]),
+    (
+        [
+            ("r", "CUSTOM_R", None),
+            ("p", "CUSTOM_P", "r"),
+            ("q", "CUSTOM_P", "r"),
+            ("l1", "CUSTOM_L", "p"),
+            ("l2", "CUSTOM_L", "p"),
+            ("l3", "CUSTOM_L", "q"),
+        ],
+        "config.slice-class-shape",
+        ["'p' and 'q'", "2 leaves", "1 leaves"],
+    ),
+    (
+        [
+            ("r", "CUSTOM_R", None),
+            ("k", "CUSTOM_K", "r"),
+            ("c", "CUSTOM_R_UNITS", None),
+        ],
+        "config.slice-class-collision",
+        ["CUSTOM_R_UNITS"],
+    ),
 ]
 
 
@@ -149,7 +236,8 @@ def test_bad_trees(rows, code, words):
 
 def test_trailing_comma_is_tolerated():
     spec = parse_slice_spec(
-        '{name="1_1", resource_class="CUSTOM_A", template_file="t",}', TDIR)
+        '{name="1_1", resource_class="CUSTOM_A", template_file="t",}', TDIR
+    )
     assert spec.name == "1_1"
 
 
