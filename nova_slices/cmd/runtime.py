@@ -15,7 +15,6 @@ from nova_slices.driver import SliceDriver
 from nova_slices.errors import ConfigError
 from nova_slices.host.connection import Host
 from nova_slices.placement import connect
-from nova_slices.placement.client import PlacementClient
 
 BUNDLE_CONF = "nova-slices.conf"
 
@@ -36,7 +35,7 @@ def default_config_files():
 
 def load_conf(config_files=(), config_dirs=(), overrides=None):
     args = []
-    for path in config_files:
+    for path in map(str, config_files):
         if not os.path.isfile(path):
             raise ConfigError(
                 f"--config-file {path}: no such file",
@@ -80,11 +79,11 @@ class Runtime(contextlib.ExitStack):
     @property
     def client(self):
         if self._client is None:
-            adapter, endpoint, service = connect.open_placement(self.conf)
+            client, service = connect.open_placement(self.conf)
             if service is not None:
                 self.placement_service = service
                 self.callback(service.stop)
-            self._client = PlacementClient(adapter, endpoint)
+            self._client = client
         return self._client
 
     @property

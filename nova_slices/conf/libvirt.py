@@ -60,7 +60,9 @@ libvirt_opts = [
 def register_opts(conf):
     # a fresh OptGroup per ConfigOpts: an OptGroup object holds its
     # options' overrides, so sharing one would leak them between configs
-    conf.register_group(cfg.OptGroup(libvirt_group.name, title=libvirt_group.title))
+    conf.register_group(
+        cfg.OptGroup(libvirt_group.name, title=libvirt_group.title)
+    )
     conf.register_opts(libvirt_opts, group=libvirt_group.name)
 
 

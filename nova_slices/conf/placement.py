@@ -1,13 +1,19 @@
-"""``[placement]`` options: Nova's keystoneauth options plus our mode.
+"""``[placement]`` options: Nova's keystoneauth options plus our own.
 
 The keystoneauth options are the ones nova.conf already has in its
-``[placement]`` group, so that the same file configures both.
+``[placement]`` group (session, auth, adapter; the version options are the
+code's business, as in Nova), so that one file configures both.
 """
 
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
-placement_group = cfg.OptGroup("placement", title="Placement service options")
+placement_group = cfg.OptGroup(
+    "placement",
+    title="Placement service options",
+    help="Which Placement this host reports to, and how to reach it "
+    "(keystoneauth auth, session and adapter options).",
+)
 
 placement_opts = [
     cfg.StrOpt(
@@ -16,8 +22,8 @@ placement_opts = [
         choices=[
             (
                 "embedded",
-                "start the real Placement service in-process on "
-                "127.0.0.1 over sqlite under [DEFAULT] state_path",
+                "start the real Placement service in-process on 127.0.0.1 "
+                "over sqlite under [DEFAULT] state_path",
             ),
             (
                 "remote",
@@ -29,6 +35,7 @@ placement_opts = [
     ),
     cfg.StrOpt(
         "embedded_database_connection",
+        secret=True,
         help="SQLAlchemy URL for the embedded Placement's database. "
         "Defaults to sqlite under [DEFAULT] state_path. A MariaDB URL "
         "needs allocation_conflict_retry_count = 1 on that Placement (see "
@@ -52,23 +59,41 @@ placement_opts = [
     ),
 ]
 
-_DEFAULT_INTERFACES = ["internal", "public"]
+SERVICE_TYPE = "placement"
+_VERSION_OPTS = ("version", "min_version", "max_version")
+
+
+def _adapter_opts():
+    opts = [
+        o
+        for o in ks_loading.get_adapter_conf_options(include_deprecated=False)
+        if o.dest not in _VERSION_OPTS
+    ]
+    cfg.set_defaults(
+        opts,
+        valid_interfaces=["internal", "public"],
+        service_type=SERVICE_TYPE,
+    )
+    return opts
+
+
+def _ignored(value):
+    return None
 
 
 def register_opts(conf):
+    name = placement_group.name
     # a fresh OptGroup per ConfigOpts: an OptGroup object holds its
     # options' overrides, so sharing one would leak them between configs
-    conf.register_group(cfg.OptGroup(placement_group.name, title=placement_group.title))
-    conf.register_opts(placement_opts, group=placement_group.name)
-    ks_loading.register_session_conf_options(conf, placement_group.name)
-    ks_loading.register_auth_conf_options(conf, placement_group.name)
-    ks_loading.register_adapter_conf_options(
-        conf, placement_group.name, include_deprecated=False
+    conf.register_group(cfg.OptGroup(name, title=placement_group.title))
+    conf.register_opts(placement_opts, group=name)
+    ks_loading.register_session_conf_options(conf, name)
+    ks_loading.register_auth_conf_options(conf, name)
+    conf.register_opts(_adapter_opts(), group=name)
+    # keystoneauth's adapter loader reads these; nobody may set them
+    conf.register_opts(
+        [cfg.Opt(v, type=_ignored) for v in _VERSION_OPTS], group=name
     )
-    conf.set_default(
-        "valid_interfaces", _DEFAULT_INTERFACES, group=placement_group.name
-    )
-    conf.set_default("service_type", "placement", group=placement_group.name)
 
 
 def list_opts():
@@ -76,9 +101,8 @@ def list_opts():
         ks_loading.get_session_conf_options()
         + ks_loading.get_auth_common_conf_options()
         + ks_loading.get_auth_plugin_conf_options("password")
-        + ks_loading.get_adapter_conf_options(include_deprecated=False)
+        + _adapter_opts()
     )
-    # keep one copy of each name (auth opts overlap between helpers)
     seen, unique = set(), []
     for opt in ks_opts:
         if opt.dest not in seen:

@@ -13,6 +13,7 @@ import logging
 from keystoneauth1 import exceptions as ks_exc
 
 from nova_slices.errors import PlacementError
+from nova_slices.placement.session import transport_error
 
 LOG = logging.getLogger(__name__)
 MICROVERSION = "1.36"
@@ -44,7 +45,7 @@ class PlacementClient:
 
     def __init__(self, adapter, endpoint=None):
         self.adapter = adapter
-        self.endpoint = endpoint or getattr(adapter, "endpoint_override", None)
+        self.endpoint = endpoint or _endpoint_of(adapter)
         self.calls = {"GET": 0, "PUT": 0, "POST": 0, "DELETE": 0}
 
     def request(
@@ -60,23 +61,9 @@ class PlacementClient:
                 microversion=microversion,
                 raise_exc=False,
             )
-        except (
-            ks_exc.ConnectFailure,
-            ks_exc.ConnectTimeout,
-            ks_exc.EndpointNotFound,
-            ks_exc.DiscoveryFailure,
-        ) as exc:
-            raise PlacementError(
-                f"Placement at {self.endpoint or '(catalog)'} is "
-                f"unreachable: {exc}. Check [placement] options, or that "
-                "the service is running.",
-                code="placement.unreachable",
-                value=self.endpoint,
-            ) from None
         except ks_exc.ClientException as exc:
-            raise PlacementError(
-                f"{method} {url} to Placement failed: {exc}",
-                code="placement.error",
+            raise transport_error(
+                exc, self.endpoint, f"{method} {url}"
             ) from None
         try:
             body = resp.json() if resp.content else None
@@ -105,6 +92,13 @@ class PlacementClient:
 
     def writes(self):
         return self.calls["PUT"] + self.calls["POST"] + self.calls["DELETE"]
+
+
+def _endpoint_of(adapter):
+    try:
+        return adapter.get_endpoint()
+    except Exception:  # noqa: BLE001 - the endpoint may be what is broken
+        return getattr(adapter, "endpoint_override", None)
 
 
 def expect(resp, *statuses):

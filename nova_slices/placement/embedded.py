@@ -55,6 +55,9 @@ LOG = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 DB_FILENAME = "placement.sqlite"
 LOCK_FILENAME = "placement.lock"
+#: How the subprocess server gets its database URL: not on the command line,
+#: where ``ps`` would show the password.
+DATABASE_URL_ENV = "NOVA_SLICES_PLACEMENT_DATABASE_URL"
 MODES = ("in_thread", "subprocess")
 
 #: Loggers of the embedded service that are kept at ``log_level``.
@@ -153,9 +156,7 @@ class SerializingMiddleware:
 # --------------------------------------------------------------------------
 
 
-def build_config(
-    database_url, conflict_retry_count=1, options=None, policy_file=None
-):
+def build_config(database_url, conflict_retry_count=1, options=None):
     """A private ``ConfigOpts`` with Placement's options set for local use.
 
     ``options`` maps group name to ``{option: value}`` and overrides anything
@@ -177,8 +178,6 @@ def build_config(
         # Hermetic: never pick up a policy file from ~ or /etc.
         "oslo_policy": {"policy_dirs": []},
     }
-    if policy_file:
-        values["oslo_policy"]["policy_file"] = policy_file
     for group, opts in (options or {}).items():
         values.setdefault(group, {}).update(opts)
     for group, opts in values.items():
@@ -300,7 +299,7 @@ def load_app(conf):
 
 
 class _QuietHandler(simple_server.WSGIRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 (stdlib signature)
+    def log_message(self, format, *args):
         LOG.debug("placement %s - %s", self.address_string(), format % args)
 
 
@@ -547,8 +546,6 @@ class EmbeddedPlacement:
             "nova_slices.placement.embedded",
             "--state-path",
             self.state_path,
-            "--database-url",
-            self.database_url,
             "--threads",
             str(self.threads),
             "--conflict-retry-count",
@@ -568,6 +565,7 @@ class EmbeddedPlacement:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (root, env.get("PYTHONPATH")) if p
         )
+        env[DATABASE_URL_ENV] = self.database_url
         with open(self.log_path, "wb") as log:
             # stdin stays open as a lifeline: the child exits on its EOF,
             # so it never outlives this process.
@@ -710,7 +708,12 @@ def _arg_parser():
         "EmbeddedPlacement).",
     )
     p.add_argument("--state-path", required=True)
-    p.add_argument("--database-url")
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get(DATABASE_URL_ENV),
+        help="SQLAlchemy URL (default: $%s, else sqlite in the state path)"
+        % DATABASE_URL_ENV,
+    )
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--conflict-retry-count", type=int, default=1)
     p.add_argument(
@@ -800,6 +803,8 @@ def main(argv=None):
     server.shutdown()
     server.server_close()
     _PROCESS_DB.release()
+    with contextlib.suppress(OSError):
+        os.unlink(args.port_file)  # stale if our parent died
     return 0
 
 

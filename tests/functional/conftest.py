@@ -9,8 +9,8 @@ import pytest
 from nova_slices import data
 from nova_slices.cmd.runtime import Runtime, load_conf
 from nova_slices.placement.client import PlacementClient
-from nova_slices.placement.connect import embedded_adapter
 from nova_slices.placement.embedded import EmbeddedPlacement
+from nova_slices.placement.session import placement_adapter
 
 BUNDLE_CONF = os.path.join(data.host_bundle(), "nova-slices.conf")
 
@@ -48,7 +48,7 @@ def placement(state_path):
     """A bare embedded Placement and a raw client to it."""
     with EmbeddedPlacement(str(state_path)) as service:
         yield PlacementClient(
-            embedded_adapter(service.endpoint), service.endpoint
+            placement_adapter(service.endpoint), service.endpoint
         )
 
 

@@ -10,8 +10,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from nova_slices.cmd.runtime import Runtime
 from nova_slices.placement import claims
+from nova_slices.placement.embedded import EmbeddedPlacement
+from tests.fixtures.mariadb import MariaDB
 from tests.functional.conftest import BUNDLE_CONF, make_conf
 
 REQUESTS = (
@@ -93,3 +97,47 @@ def test_concurrent_spawns_on_embedded_sqlite(state_path):
     gpus = {"1": 1, "4": 4, "8": 8}
     assert sum(gpus[s[0]] for s in won) <= 8
     assert len(won) >= 2
+
+
+@pytest.fixture(scope="module")
+def mariadb():
+    with MariaDB() as server:
+        yield server
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("round_", range(2))
+def test_concurrent_spawns_on_mariadb(mariadb, tmp_path, round_):
+    """Placement on MariaDB with allocation_conflict_retry_count = 1.
+
+    DESIGN.md 3.2: Placement's default of 10 over-commits under races on
+    MariaDB; with 1 the loser gets a 409 that our claim retries.
+    """
+    state_path = tmp_path / "state"
+    state_path.mkdir()
+    url = mariadb.create_database(f"placement_{round_}")
+    with EmbeddedPlacement(
+        str(tmp_path / "placement"),
+        database_url=url,
+        mode="subprocess",
+        threads=8,
+        conflict_retry_count=1,
+    ) as service:
+        remote = tmp_path / "remote.conf"
+        remote.write_text(
+            "[placement]\nmode = remote\nauth_type = admin_token\n"
+            f"endpoint = {service.endpoint}\ntoken = admin\n"
+            f"endpoint_override = {service.endpoint}\n"
+        )
+        results = spawn_all(
+            state_path,
+            extra_config=[remote],
+            requests=REQUESTS + ["CUSTOM_SLICE_1_GPU_V1"] * 3,
+        )
+        for status, out in results:
+            assert status in (0, 1), out
+        won = [out["slice"] for status, out in results if status == 0]
+        conf = make_conf(state_path, config_files=(BUNDLE_CONF, str(remote)))
+        in_use = check_no_conflicts(conf)
+        assert sorted(won) == sorted(in_use)
+        assert len(won) >= 2
