@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from nova_slices.errors import PlacementError
-from nova_slices.placement import embedded
+from nova_slices.placement import wsgi
 from nova_slices.placement.client import PlacementClient, expect
 from nova_slices.placement.embedded import EmbeddedPlacement
 from nova_slices.placement.session import placement_adapter  # noqa: E402
@@ -183,7 +183,7 @@ def test_private_config_leaves_global_conf_alone(state_dir):
 
     with EmbeddedPlacement(state_dir, conflict_retry_count=1):
         assert "placement_database" not in cfg.CONF
-    conf = embedded.build_config("sqlite://", conflict_retry_count=3)
+    conf = wsgi.build_config("sqlite://", conflict_retry_count=3)
     assert conf.api.auth_strategy == "noauth2"
     assert conf.placement.allocation_conflict_retry_count == 3
 
