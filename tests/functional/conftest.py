@@ -1,16 +1,21 @@
 """Fixtures: the shipped host bundle in libvirt's test driver, and the real
 Placement service on 127.0.0.1."""
 
+import json
 import os
 import shutil
 
 import pytest
 
 from nova_slices import data
+from nova_slices.cmd.main import main
 from nova_slices.cmd.runtime import Runtime, load_conf
 from nova_slices.placement.client import PlacementClient
 from nova_slices.placement.embedded import EmbeddedPlacement
 from nova_slices.placement.session import placement_adapter
+from nova_slices.placement.sync import ProviderTreeSync
+from nova_slices.provider_tree import build_provider_tree
+from nova_slices.slices.tree import load_tree
 
 BUNDLE_CONF = os.path.join(data.host_bundle(), "nova-slices.conf")
 
@@ -58,3 +63,45 @@ def template_dir(tmp_path):
     target = tmp_path / "templates"
     shutil.copytree(data.templates_dir(), target)
     return target
+
+
+def remote_conf(path, endpoint, extra=""):
+    """A config file pointing ``[placement] mode = remote`` at ``endpoint``.
+
+    keystoneauth's admin_token plugin speaks the noauth2 dialect of the
+    Placement services the tests start.
+    """
+    path.write_text(
+        "[placement]\nmode = remote\nauth_type = admin_token\n"
+        f"endpoint = {endpoint}\ntoken = admin\n"
+        f"endpoint_override = {endpoint}\n{extra}"
+    )
+    return path
+
+
+@pytest.fixture
+def cli(state_path, capsys):
+    """Run ``nova-slices`` in this process; JSON output comes back parsed."""
+
+    def run(*argv, config=BUNDLE_CONF):
+        configs = config if isinstance(config, (list, tuple)) else [config]
+        args = []
+        for path in configs:
+            args += ["--config-file", str(path)]
+        capsys.readouterr()
+        status = main([*args, "--state-path", str(state_path), *argv])
+        out, err = capsys.readouterr()
+        if "--format" in argv and out:
+            out = json.loads(out)
+        return status, out, err
+
+    return run
+
+
+@pytest.fixture
+def slice_host(placement, state_path):
+    """The shipped slice tree, reported to a fresh Placement."""
+    tree = load_tree(make_conf(state_path))
+    providers = build_provider_tree("gpu8-2s", tree)
+    ProviderTreeSync(placement).sync(providers)
+    return tree, providers

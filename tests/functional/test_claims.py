@@ -1,29 +1,16 @@
 """Claims against the real Placement: races, lost allocations, outages."""
 
-import json
 import socket
 
 import pytest
 
-from nova_slices.cmd.main import main
 from nova_slices.errors import NoCandidates, PlacementError
 from nova_slices.placement import claims
-from nova_slices.placement.sync import ProviderTreeSync
-from nova_slices.provider_tree import build_provider_tree
 from nova_slices.slices import encoding
-from nova_slices.slices.tree import load_tree
-from tests.functional.conftest import BUNDLE_CONF, make_conf
+from tests.functional.conftest import BUNDLE_CONF, remote_conf
 
 ONE = "CUSTOM_SLICE_1_GPU_V1"
 FOUR = "CUSTOM_SLICE_4_GPU_V1"
-
-
-@pytest.fixture
-def host(placement, state_path):
-    tree = load_tree(make_conf(state_path))
-    providers = build_provider_tree("gpu8-2s", tree)
-    ProviderTreeSync(placement).sync(providers)
-    return tree, providers
 
 
 class RacingClient:
@@ -63,9 +50,9 @@ def _claim(client, tree, providers, rc, consumer):
 
 
 def test_allocation_lost_between_candidates_and_claim_is_retried(
-    host, placement
+    slice_host, placement
 ):
-    tree, providers = host
+    tree, providers = slice_host
     rival_uuid = "00000000-0000-0000-0000-00000000beef"
 
     def rival():
@@ -91,8 +78,8 @@ def test_allocation_lost_between_candidates_and_claim_is_retried(
     )
 
 
-def test_last_slice_lost_to_a_race_is_no_candidates(host, placement):
-    tree, providers = host
+def test_last_slice_lost_to_a_race_is_no_candidates(slice_host, placement):
+    tree, providers = slice_host
     _claim(
         placement,
         tree,
@@ -129,8 +116,8 @@ def test_last_slice_lost_to_a_race_is_no_candidates(host, placement):
     )
 
 
-def test_endless_races_give_up_with_a_clear_error(host, placement):
-    tree, providers = host
+def test_endless_races_give_up_with_a_clear_error(slice_host, placement):
+    tree, providers = slice_host
     counter = iter(range(100))
 
     def rival():
@@ -162,56 +149,33 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_placement_unreachable_is_a_clear_error(tmp_path, state_path, capsys):
+def test_placement_unreachable_is_a_clear_error(tmp_path, cli):
     port = _free_port()
-    config = tmp_path / "remote.conf"
-    config.write_text(
-        "[placement]\nmode = remote\nauth_type = admin_token\n"
-        f"endpoint = http://127.0.0.1:{port}\ntoken = admin\n"
-        f"endpoint_override = http://127.0.0.1:{port}\n"
-        "connect_retries = 0\n"
+    endpoint = f"http://127.0.0.1:{port}"
+    config = remote_conf(
+        tmp_path / "remote.conf", endpoint, "connect_retries = 0\n"
     )
-    status = main(
-        [
-            "--config-file",
-            BUNDLE_CONF,
-            "--config-file",
-            str(config),
-            "--state-path",
-            str(state_path),
-            "spawn",
-            "g",
-            "--slice-class",
-            ONE,
-            "--format",
-            "json",
-        ]
+    status, out, err = cli(
+        "spawn",
+        "g",
+        "--slice-class",
+        ONE,
+        "--format",
+        "json",
+        config=[BUNDLE_CONF, config],
     )
-    out = json.loads(capsys.readouterr().out)
     assert status == 1
-    err = out["errors"][0]
-    assert err["code"] == "placement.unreachable"
-    assert f"127.0.0.1:{port}" in err["message"]
+    error = out["errors"][0]
+    assert error["code"] == "placement.unreachable"
+    assert f"127.0.0.1:{port}" in error["message"]
+    assert "Traceback" not in err
 
 
-def test_remote_mode_without_auth_is_a_config_error(
-    tmp_path, state_path, capsys
-):
+def test_remote_mode_without_auth_is_a_config_error(tmp_path, cli):
     config = tmp_path / "remote.conf"
     config.write_text("[placement]\nmode = remote\n")
-    status = main(
-        [
-            "--config-file",
-            BUNDLE_CONF,
-            "--config-file",
-            str(config),
-            "--state-path",
-            str(state_path),
-            "sync",
-            "--format",
-            "json",
-        ]
+    status, out, _ = cli(
+        "sync", "--format", "json", config=[BUNDLE_CONF, config]
     )
-    out = json.loads(capsys.readouterr().out)
     assert status == 2
     assert out["errors"][0]["code"] == "config.placement-auth"

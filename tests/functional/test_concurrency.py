@@ -16,7 +16,7 @@ from nova_slices.cmd.runtime import Runtime
 from nova_slices.placement import claims
 from nova_slices.placement.embedded import EmbeddedPlacement
 from tests.fixtures.mariadb import MariaDB
-from tests.functional.conftest import BUNDLE_CONF, make_conf
+from tests.functional.conftest import BUNDLE_CONF, make_conf, remote_conf
 
 REQUESTS = (
     ["CUSTOM_SLICE_1_GPU_V1"] * 5
@@ -123,12 +123,7 @@ def test_concurrent_spawns_on_mariadb(mariadb, tmp_path, round_):
         threads=8,
         conflict_retry_count=1,
     ) as service:
-        remote = tmp_path / "remote.conf"
-        remote.write_text(
-            "[placement]\nmode = remote\nauth_type = admin_token\n"
-            f"endpoint = {service.endpoint}\ntoken = admin\n"
-            f"endpoint_override = {service.endpoint}\n"
-        )
+        remote = remote_conf(tmp_path / "remote.conf", service.endpoint)
         results = spawn_all(
             state_path,
             extra_config=[remote],

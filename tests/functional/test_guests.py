@@ -2,7 +2,6 @@
 the real Placement service, each command its own Runtime as a new process
 would have."""
 
-import json
 import os
 import uuid
 
@@ -10,33 +9,9 @@ import libvirt
 import pytest
 from lxml import etree
 
-from nova_slices.cmd.main import main
 from nova_slices.cmd.runtime import Runtime
 from nova_slices.virt import metadata
 from tests.functional.conftest import BUNDLE_CONF, make_conf
-
-
-@pytest.fixture
-def cli(state_path, capsys):
-    def run(*argv, config=BUNDLE_CONF):
-        capsys.readouterr()
-        status = main(
-            [
-                "--config-file",
-                str(config),
-                "--state-path",
-                str(state_path),
-                *argv,
-            ]
-        )
-        out, err = capsys.readouterr()
-        return (
-            status,
-            (json.loads(out) if "--format" in argv and out else out),
-            err,
-        )
-
-    return run
 
 
 def _used(providers):

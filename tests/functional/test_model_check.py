@@ -11,16 +11,10 @@ usable slice, and the slice it takes is one the oracle allows.
 import itertools
 import time
 
-import pytest
-
 from nova_slices.errors import NoCandidates
 from nova_slices.placement import claims
 from nova_slices.placement.client import expect
-from nova_slices.placement.sync import ProviderTreeSync
-from nova_slices.provider_tree import build_provider_tree
 from nova_slices.slices import encoding
-from nova_slices.slices.tree import load_tree
-from tests.functional.conftest import make_conf
 
 CLASSES = (
     "CUSTOM_SLICE_1_GPU_V1",
@@ -32,14 +26,6 @@ PROJECT, USER = "p" * 32, "u" * 32
 
 def usable(tree, in_use, name):
     return name not in in_use and not (tree.conflicts(name) & in_use)
-
-
-@pytest.fixture
-def host(placement, state_path):
-    tree = load_tree(make_conf(state_path))
-    providers = build_provider_tree("gpu8-2s", tree)
-    ProviderTreeSync(placement).sync(providers)
-    return tree, providers
 
 
 def _offered(client, tree, providers, rc):
@@ -83,8 +69,8 @@ def _consumer(i):
     return f"00000000-0000-4000-8000-{i:012d}"
 
 
-def test_every_state_offers_exactly_the_usable_slices(host, placement):
-    tree, providers = host
+def test_every_state_offers_exactly_the_usable_slices(slice_host, placement):
+    tree, providers = slice_host
     seen = set()
     counter = itertools.count()
 
@@ -120,9 +106,9 @@ def test_every_state_offers_exactly_the_usable_slices(host, placement):
     assert len(seen) == 290
 
 
-def test_spawn_destroy_sequences_agree_with_the_oracle(host, placement):
+def test_spawn_destroy_sequences_agree_with_the_oracle(slice_host, placement):
     """Every sequence of actions up to DEPTH, explored with undo."""
-    tree, providers = host
+    tree, providers = slice_host
     depth = 5
     deadline = time.monotonic() + 100
     counter = itertools.count(1)
