@@ -16,6 +16,7 @@ from lxml import etree
 
 from nova_slices.errors import GuestError, NovaSlicesError, TemplateError
 from nova_slices.placement import claims
+from nova_slices.placement.client import expect
 from nova_slices.provider_tree import build_provider_tree
 from nova_slices.slices import encoding
 from nova_slices.slices.tree import load_tree
@@ -306,26 +307,58 @@ class SliceDriver:
         return views, problems
 
     def provider_views(self):
-        """Providers with inventories, usage and traits, parents first."""
+        """The tree as Placement holds it, with usage, parents first.
+
+        Providers this host wants but Placement lacks are listed with
+        ``reported`` false (``nova-slices sync`` or a spawn reports them);
+        stale providers Placement still holds (kept because they hold
+        allocations) are listed too, so nothing is hidden.
+        """
+        held = self.sync.refresh(self.providers.root.uuid)
+        slice_of = self.providers.slice_of_provider()
+        desired = self.providers.by_uuid()
+        order = [p.uuid for p in self.providers.providers]
+        order += sorted(u for u in held if u not in desired)
         out = []
-        for p in self.providers.providers:
-            resp = self.client.get(f"/resource_providers/{p.uuid}/usages")
-            used = resp.body["usages"] if resp.status == 200 else {}
-            inv = {}
-            for rc, i in p.inventories.items():
-                inv[rc] = {
-                    "total": i.total,
-                    "reserved": i.reserved,
-                    "used": used.get(rc, 0),
+        for uuid in order:
+            cached = held.get(uuid)
+            if cached is None:
+                p = desired[uuid]
+                inv = {
+                    rc: {"total": i.total, "reserved": i.reserved, "used": 0}
+                    for rc, i in p.inventories.items()
                 }
+                out.append(
+                    {
+                        "name": p.name,
+                        "uuid": uuid,
+                        "parent_uuid": p.parent_uuid,
+                        "slice": p.slice_name,
+                        "inventories": inv,
+                        "traits": sorted(p.traits),
+                        "reported": False,
+                    }
+                )
+                continue
+            used = expect(
+                self.client.get(f"/resource_providers/{uuid}/usages"), 200
+            ).body["usages"]
             out.append(
                 {
-                    "name": p.name,
-                    "uuid": p.uuid,
-                    "parent_uuid": p.parent_uuid,
-                    "slice": p.slice_name,
-                    "inventories": inv,
-                    "traits": sorted(p.traits),
+                    "name": cached.name,
+                    "uuid": uuid,
+                    "parent_uuid": cached.parent_uuid,
+                    "slice": slice_of.get(uuid),
+                    "inventories": {
+                        rc: {
+                            "total": i["total"],
+                            "reserved": i["reserved"],
+                            "used": used.get(rc, 0),
+                        }
+                        for rc, i in cached.inventories.items()
+                    },
+                    "traits": sorted(cached.traits),
+                    "reported": True,
                 }
             )
         return out

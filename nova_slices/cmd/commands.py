@@ -73,6 +73,8 @@ def providers(args, rt):
         emit_json(views)
         return 0
     print(render_providers(views))
+    if not all(v["reported"] for v in views):
+        print("run `nova-slices sync` to report the missing providers")
     return 0
 
 
@@ -88,7 +90,10 @@ def render_providers(views):
             for rc, i in v["inventories"].items()
         )
         pad = "  " * depth[v["uuid"]]
-        lines.append(f"{pad}{v['name']}" + (f"  [{inv}]" if inv else ""))
+        missing = "" if v["reported"] else "  (not in Placement yet)"
+        lines.append(
+            f"{pad}{v['name']}" + (f"  [{inv}]" if inv else "") + missing
+        )
     return "\n".join(lines)
 
 

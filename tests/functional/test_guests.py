@@ -328,3 +328,40 @@ def test_libvirt_test_driver_validates_on_define(state_path):
                 "<bogus/></domain>",
                 libvirt.VIR_DOMAIN_DEFINE_VALIDATE,
             )
+
+
+def test_removed_slice_in_use_stays_reserved_until_its_guest_goes(
+    cli, tmp_path
+):
+    assert cli("spawn", "g", "--slice-class", "CUSTOM_SLICE_1_GPU_V1")[0] == 0
+    smaller = tmp_path / "smaller.conf"
+    with open(BUNDLE_CONF) as src:
+        kept = [
+            line
+            for line in src
+            if not any(
+                f'"{n}"' in line for n in ("4_1", "1_1", "1_2", "1_3", "1_4")
+            )
+        ]
+    smaller.write_text("".join(kept))
+    status, out, err = cli("sync", "--format", "json", config=smaller)
+    assert status == 0
+    assert out["kept"] == ["gpu8-2s_slice_1_1", "gpu8-2s_slice_4_1"]
+    assert sorted(out["deleted"]) == [
+        "gpu8-2s_slice_1_2",
+        "gpu8-2s_slice_1_3",
+        "gpu8-2s_slice_1_4",
+    ]
+    assert len(out["warnings"]) == 2
+    status, providers, _ = cli("providers", "--format", "json", config=smaller)
+    stale = {p["name"]: p for p in providers if p["slice"] is None}
+    assert stale["gpu8-2s_slice_1_1"]["inventories"] == {
+        "CUSTOM_SLICE_1_GPU_V1": {"total": 1, "reserved": 1, "used": 1}
+    }
+    assert stale["gpu8-2s_slice_1_1"]["reported"] is True
+    # the guest can still be destroyed, and then the stale slices go
+    assert cli("destroy", "g", config=smaller)[0] == 0
+    status, out, _ = cli("sync", "--format", "json", config=smaller)
+    assert out["deleted"] == ["gpu8-2s_slice_1_1", "gpu8-2s_slice_4_1"]
+    status, providers, _ = cli("providers", "--format", "json", config=smaller)
+    assert len(providers) == 7 and all(p["slice"] for p in providers[1:])
