@@ -16,6 +16,7 @@ from nova_slices.placement.session import placement_adapter
 from nova_slices.placement.sync import ProviderTreeSync
 from nova_slices.provider_tree import build_provider_tree
 from nova_slices.slices.tree import load_tree
+from tests.fixtures import mariadb as mariadb_fixture
 
 BUNDLE_CONF = os.path.join(data.host_bundle(), "nova-slices.conf")
 
@@ -105,3 +106,15 @@ def slice_host(placement, state_path):
     providers = build_provider_tree("gpu8-2s", tree)
     ProviderTreeSync(placement).sync(providers)
     return tree, providers
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    """A private MariaDB server (Debian's mariadb-server must be installed:
+    the README's test command installs it; a missing server fails the test,
+    it is never skipped)."""
+    reason = mariadb_fixture.unavailable_reason()
+    if reason:
+        pytest.fail("the MariaDB tests need mariadb-server: " + reason)
+    with mariadb_fixture.MariaDB() as server:
+        yield server

@@ -15,7 +15,6 @@ import pytest
 from nova_slices.cmd.runtime import Runtime
 from nova_slices.placement import claims
 from nova_slices.placement.embedded import EmbeddedPlacement
-from tests.fixtures.mariadb import MariaDB
 from tests.functional.conftest import BUNDLE_CONF, make_conf, remote_conf
 
 REQUESTS = (
@@ -97,12 +96,6 @@ def test_concurrent_spawns_on_embedded_sqlite(state_path):
     gpus = {"1": 1, "4": 4, "8": 8}
     assert sum(gpus[s[0]] for s in won) <= 8
     assert len(won) >= 2
-
-
-@pytest.fixture(scope="module")
-def mariadb():
-    with MariaDB() as server:
-        yield server
 
 
 @pytest.mark.mariadb

@@ -21,7 +21,6 @@ from nova_slices.placement import wsgi
 from nova_slices.placement.client import PlacementClient, expect
 from nova_slices.placement.embedded import EmbeddedPlacement
 from nova_slices.placement.session import placement_adapter  # noqa: E402
-from tests.fixtures import mariadb as mariadb_fixture
 
 MV = "1.39"
 
@@ -111,17 +110,6 @@ def run_python(code, timeout=120):
 @pytest.fixture
 def state_dir(tmp_path):
     return str(tmp_path / "state")
-
-
-@pytest.fixture(scope="module")
-def mariadb():
-    reason = mariadb_fixture.unavailable_reason()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the MariaDB tests: " + reason)
-        pytest.skip(reason)
-    with mariadb_fixture.MariaDB() as server:
-        yield server
 
 
 # -- in_thread over sqlite ----------------------------------------------------
