@@ -17,6 +17,7 @@ from lxml import etree
 from nova_slices.errors import GuestError, NovaSlicesError, TemplateError
 from nova_slices.placement import claims
 from nova_slices.placement.client import expect
+from nova_slices.placement.sync import ProviderTreeSync
 from nova_slices.provider_tree import build_provider_tree
 from nova_slices.slices import encoding
 from nova_slices.slices.tree import load_tree
@@ -68,13 +69,17 @@ class SliceDriver:
         self.client = client
         self.tree = load_tree(conf)
         self.providers = build_provider_tree(host.hostname, self.tree)
-        if sync is None:
-            from nova_slices.placement.sync import ProviderTreeSync
+        self._sync = sync
 
-            sync = ProviderTreeSync(
-                client, resync_interval=conf.placement.resync_interval
+    @property
+    def sync(self):
+        """One provider-tree sync (and its local copy) per driver."""
+        if self._sync is None:
+            self._sync = ProviderTreeSync(
+                self.client,
+                resync_interval=self.conf.placement.resync_interval,
             )
-        self.sync = sync
+        return self._sync
 
     # -- startup -----------------------------------------------------------
     def check_templates(self):

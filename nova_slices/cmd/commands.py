@@ -15,7 +15,7 @@ def validate(args, rt):
     checked = []
     from nova_slices.driver import SliceDriver
 
-    driver = SliceDriver(rt.conf, rt.host, client=None, sync=False)
+    driver = SliceDriver(rt.conf, rt.host, client=None)
     for s in tree.slices.values():
         try:
             driver.render(f"validate-{s.name}", str(uuidlib.uuid4()), s.name)
