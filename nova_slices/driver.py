@@ -219,7 +219,7 @@ class SliceDriver:
         )
         validate_domain_xml(domain)
         problems = check_domain(
-            domain, self.host.capabilities_xml(), self.host.pci_addresses()
+            domain, self.host.topology(), self.host.pci_addresses()
         )
         if problems:
             raise TemplateError(

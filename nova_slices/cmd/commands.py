@@ -3,7 +3,11 @@
 import uuid as uuidlib
 
 from nova_slices.cmd.output import emit_errors, emit_json, table
-from nova_slices.errors import NovaSlicesError
+from nova_slices.errors import HostError, NovaSlicesError
+from nova_slices.host.capabilities import parse_capabilities
+from nova_slices.host.devices import parse_node_devices, split_node_file
+from nova_slices.host.restrictions import load_restrictions
+from nova_slices.host.views import render_text, topology_to_dict
 from nova_slices.slices import encoding
 from nova_slices.slices.tree import load_tree
 
@@ -38,6 +42,45 @@ def validate(args, rt):
             f"valid domain XML for host {rt.host.hostname}"
         )
     return 2 if errors else 0
+
+
+def _read(path, what):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise HostError(
+            f"{what} {path}: cannot read: {exc.strerror}",
+            code="host.file-unreadable",
+            key=what,
+            value=path,
+        ) from None
+
+
+def topology(args, rt):
+    """The host model: JSON contract, a readable tree, or a picture."""
+    if args.capabilities_xml:
+        topo = parse_capabilities(
+            _read(args.capabilities_xml, "--capabilities-xml")
+        )
+        docs = []
+        for path in args.nodedev_xml:
+            docs += split_node_file(_read(path, "--nodedev-xml"))
+        devices = parse_node_devices(docs, topo)
+        restrictions = None
+    else:
+        topo = rt.host.topology()
+        devices = rt.host.devices()
+        restrictions = load_restrictions(rt.conf, topo)
+    if args.format == "json":
+        emit_json(topology_to_dict(topo, devices, restrictions))
+    elif args.format == "svg":
+        from nova_slices.host.svg import render_svg
+
+        print(render_svg(topo, devices))
+    else:
+        print(render_text(topo, devices, restrictions))
+    return 0
 
 
 def sync(args, rt):

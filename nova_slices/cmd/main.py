@@ -8,6 +8,7 @@ tracebacks.
 
 import argparse
 import logging
+import os
 import sys
 
 from oslo_log import log as oslo_logging
@@ -69,6 +70,26 @@ def build_parser():
     )
     _add_format(p)
     p.set_defaults(func=commands.validate)
+
+    p = sub.add_parser(
+        "topology",
+        help="the host's NUMA cells, CPUs, memory, page pools and devices",
+    )
+    p.add_argument(
+        "--capabilities-xml",
+        metavar="FILE",
+        help="read this capabilities file instead of the configured host",
+    )
+    p.add_argument(
+        "--nodedev-xml",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --capabilities-xml: node device XML (a <device>, or a "
+        "test-driver <node> file); repeatable",
+    )
+    p.add_argument("--format", choices=("text", "json", "svg"), default="text")
+    p.set_defaults(func=commands.topology)
 
     p = sub.add_parser(
         "sync", help="report this host's providers to Placement"
@@ -169,6 +190,18 @@ def main(argv=None):
         return exc.exit_status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly, like coreutils
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug of ours: say so, without a traceback
+        logging.getLogger(__name__).debug("internal error", exc_info=True)
+        sys.stderr.write(
+            f"error [internal]: {type(exc).__name__}: {exc}. This is a bug "
+            "in nova-slices; run with --debug for the traceback and report "
+            "it.\n"
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ import os
 import threading
 
 import libvirt
-from lxml import etree
 
 from nova_slices.errors import HostError
+from nova_slices.host.capabilities import parse_capabilities
+from nova_slices.host.devices import parse_node_devices
 
 LOG = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ class Host:
         self.domains_dir = os.path.join(conf.state_path, "libvirt", "domains")
         self._thread_lock = threading.RLock()
         self._caps = None
-        self._pci = None
+        self._topology = None
+        self._devices = None
         if self.test_driver:
             os.makedirs(self.domains_dir, exist_ok=True)
             with self.lock():
@@ -119,26 +121,22 @@ class Host:
                 value=path,
             ) from None
 
+    def topology(self):
+        """The host's NUMA topology (parsed once per connection)."""
+        if self._topology is None:
+            self._topology = parse_capabilities(self.capabilities_xml())
+        return self._topology
+
+    def devices(self):
+        """PCI devices and mdevs from libvirt's node devices."""
+        if self._devices is None:
+            docs = [d.XMLDesc(0) for d in self.conn.listAllDevices()]
+            self._devices = parse_node_devices(docs, self.topology())
+        return self._devices
+
     def pci_addresses(self):
         """PCI addresses of the host's node devices (``0000:3b:00.0``)."""
-        if self._pci is None:
-            found = set()
-            flag = libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV
-            for dev in self.conn.listAllDevices(flag):
-                cap = etree.fromstring(dev.XMLDesc(0).encode()).find(
-                    "capability[@type='pci']"
-                )
-                if cap is None:
-                    continue
-                found.add(
-                    "%04x:%02x:%02x.%x"
-                    % tuple(
-                        int(cap.findtext(k, "0"), 0)
-                        for k in ("domain", "bus", "slot", "function")
-                    )
-                )
-            self._pci = frozenset(found)
-        return self._pci
+        return frozenset(d.address for d in self.devices().pci)
 
     # -- persistence for the test driver -------------------------------------
     @contextlib.contextmanager

@@ -247,3 +247,25 @@ def parse_node_devices(xml_docs, topology=None):
         tuple(sorted(pci, key=lambda d: d.address)),
         tuple(sorted(mdevs, key=lambda m: m.uuid)),
     )
+
+
+def split_node_file(text):
+    """Device documents of a nodedev file: one ``<device>``, or every
+    ``<device>`` of a libvirt test-driver ``<node>`` file."""
+    try:
+        root = etree.fromstring(
+            text.encode() if isinstance(text, str) else text
+        )
+    except etree.XMLSyntaxError as exc:
+        raise _fail(
+            f"node device file is not well-formed: {exc.msg} "
+            f"(line {exc.lineno})"
+        ) from None
+    if root.tag == "device":
+        return [etree.tostring(root)]
+    if root.tag == "node":
+        return [etree.tostring(d) for d in root.iterfind("device")]
+    raise _fail(
+        f"expected <device> or a test-driver <node>, found <{root.tag}>",
+        root.tag,
+    )

@@ -8,53 +8,23 @@ that names the element and the missing CPU, cell, page size or device
 rather than start a guest pinned wrongly.
 """
 
-from lxml import etree
-
 from nova_slices.cpuset import parse_cpuset
-
-
-def host_facts(capabilities_xml):
-    """(cpu ids, cell ids, page sizes in KiB) from capabilities XML."""
-    root = etree.fromstring(capabilities_xml.encode())
-    cpus = {
-        int(c.get("id"))
-        for c in root.iterfind("host/topology/cells/cell/cpus/cpu")
-    }
-    cells = {
-        int(c.get("id")) for c in root.iterfind("host/topology/cells/cell")
-    }
-    pages = {
-        _kib(p.get("size"), p.get("unit", "KiB"))
-        for p in root.iterfind("host/topology/cells/cell/pages")
-    }
-    return cpus, cells, pages
-
-
-_UNITS = {
-    "b": 1 / 1024,
-    "bytes": 1 / 1024,
-    "k": 1,
-    "kib": 1,
-    "kb": 1,
-    "m": 1024,
-    "mib": 1024,
-    "mb": 1024,
-    "g": 1024**2,
-    "gib": 1024**2,
-    "gb": 1024**2,
-}
+from nova_slices.errors import HostError
+from nova_slices.host.capabilities import to_kib
 
 
 def _kib(size, unit):
-    factor = _UNITS.get((unit or "KiB").lower())
-    if factor is None:
+    try:
+        return to_kib(size, unit, "")
+    except HostError:
         return None
-    return int(int(size) * factor)
 
 
-def check_domain(domain, capabilities_xml, pci_addresses):
+def check_domain(domain, topology, pci_addresses):
     """Return a list of problems (empty when the domain fits the host)."""
-    cpus, cells, pages = host_facts(capabilities_xml)
+    cpus = topology.cpu_ids
+    cells = {c.id for c in topology.cells}
+    pages = {p.size_kb for c in topology.cells for p in c.pages}
     problems = []
 
     def cpuset_problems(where, text):

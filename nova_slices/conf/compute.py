@@ -1,0 +1,51 @@
+"""Nova's host-restriction options, with Nova's names, groups and formats.
+
+``cpu_dedicated_set``/``cpu_shared_set`` live in ``[compute]``;
+``reserved_host_memory_mb`` and ``reserved_huge_pages`` in ``[DEFAULT]``,
+exactly where nova.conf has them, so one file configures both.
+"""
+
+from oslo_config import cfg, types
+
+compute_group = cfg.OptGroup("compute", title="Compute host options")
+
+compute_opts = [
+    cfg.StrOpt(
+        "cpu_dedicated_set",
+        help="Host CPUs for pinned (dedicated) guest vCPUs, as a CPU set "
+        'string such as "4-12,^8,15". Must not overlap cpu_shared_set.',
+    ),
+    cfg.StrOpt(
+        "cpu_shared_set",
+        help="Host CPUs for unpinned (shared) guest vCPUs and emulator "
+        'threads, as a CPU set string such as "0-3".',
+    ),
+]
+
+default_opts = [
+    cfg.IntOpt(
+        "reserved_host_memory_mb",
+        default=512,
+        min=0,
+        help="Memory in MiB kept for the host and never given to guests.",
+    ),
+    cfg.MultiOpt(
+        "reserved_huge_pages",
+        item_type=types.Dict(),
+        help="Huge pages kept for the host, one value per NUMA cell and "
+        "size: node:0,size:2048,count:64 (size in KiB unless it has a unit, "
+        "e.g. size:1GB).",
+    ),
+]
+
+
+def register_opts(conf):
+    conf.register_group(
+        cfg.OptGroup(compute_group.name, title=compute_group.title)
+    )
+    conf.register_opts(compute_opts, group=compute_group.name)
+    conf.register_opts(default_opts)
+
+
+def list_opts():
+    return {compute_group: compute_opts, "DEFAULT": default_opts}
