@@ -17,6 +17,10 @@ def validate(args, rt):
     tree = load_tree(rt.conf)
     errors = []
     checked = []
+    try:
+        load_restrictions(rt.conf, rt.host.topology())
+    except NovaSlicesError as exc:
+        errors.append(exc)
     from nova_slices.driver import SliceDriver
 
     driver = SliceDriver(rt.conf, rt.host, client=None)
