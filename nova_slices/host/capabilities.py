@@ -171,8 +171,33 @@ def _parse_cell(cell_el, seen_cpus):
             )
         )
     cpus.sort(key=lambda c: c.id)
+    _check_siblings(cpus, where)
     pages.sort(key=lambda p: p.size_kb)
     return Cell(cell_id, tuple(cpus), memory_kb, tuple(pages), distances)
+
+
+def _check_siblings(cpus, where):
+    """Thread siblings are CPUs of the same cell that list each other."""
+    by_id = {c.id: c for c in cpus}
+    for cpu in cpus:
+        outside = sorted(cpu.siblings - set(by_id))
+        if outside:
+            raise _fail(
+                f"{where} <cpu id='{cpu.id}'> lists sibling(s) {outside} "
+                "that are not CPUs of this cell",
+                code="host.invalid-siblings",
+                value=cpu.id,
+            )
+        if cpu.id not in cpu.siblings or any(
+            by_id[s].siblings != cpu.siblings for s in cpu.siblings
+        ):
+            raise _fail(
+                f"{where} <cpu id='{cpu.id}'> siblings "
+                f"{sorted(cpu.siblings)} do not agree with its siblings' "
+                "own lists; thread siblings must list each other",
+                code="host.invalid-siblings",
+                value=cpu.id,
+            )
 
 
 def _with_sockets(cells):
@@ -185,15 +210,21 @@ def _with_sockets(cells):
         return None  # spans sockets
 
     sockets = {c.id: own_socket(c) for c in cells if c.cpus}
+    rows = {c.id: dict(c.distances) for c in cells}
+
+    def distance(a, b):
+        # either row will do: some hosts list distances only on CPU cells
+        return rows[a].get(b, rows[b].get(a))
+
     out = []
     for cell in cells:
         if cell.cpus:
             socket = sockets[cell.id]
         else:
             near = sorted(
-                (dist, other)
-                for other, dist in cell.distances
-                if other in sockets and other != cell.id
+                (distance(cell.id, other), other)
+                for other in sockets
+                if distance(cell.id, other) is not None
             )
             socket = sockets[near[0][1]] if near else None
         out.append(

@@ -241,6 +241,15 @@ def parse_node_devices(xml_docs, topology=None):
             )
             for d in pci
         ]
+    seen = set()
+    for d in pci:
+        if d.address in seen:
+            raise _fail(
+                f"PCI address {d.address} is reported by more than one node "
+                f"device (one is {d.name!r}); every address must be unique",
+                d.address,
+            )
+        seen.add(d.address)
     parents = {d.name: d.address for d in pci if d.name}
     mdevs = [_parse_mdev(dev, name, parents) for dev, name in mdev_els]
     return HostDevices(

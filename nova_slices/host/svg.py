@@ -90,6 +90,7 @@ KINDS = (
     ("12", "ACC", "#be185d"),
 )
 KIND_OTHER = ("PCI", "#64748b")
+KIND_MDEV = ("MDEV", "#7c3aed")
 
 STYLE = f"""
 text {{ font-family: {SANS}; fill: {COLORS["ink"]}; }}
@@ -100,6 +101,7 @@ text {{ font-family: {SANS}; fill: {COLORS["ink"]}; }}
 .hcell {{ font-size: {F_CELL}px; font-weight: bold; }}
 .body {{ font-size: {F_BODY}px; }}
 .muted {{ fill: {COLORS["muted"]}; }}
+.warn {{ fill: #b91c1c; }}
 .core-id {{ font-family: {MONO}; font-size: {F_CORE}px;
   fill: {COLORS["core_ink"]}; }}
 .kind {{ font-size: 9px; font-weight: bold; fill: #ffffff; }}
@@ -124,8 +126,23 @@ text {{ font-family: {SANS}; fill: {COLORS["ink"]}; }}
 
 def _text_width(text, size, mono=False, bold=False):
     """Generous width estimate (px) of ``text`` in DejaVu at ``size``."""
-    em = 0.61 if mono else (0.70 if bold else 0.64)
-    return math.ceil(len(text) * size * em) + 2
+    if mono:
+        return math.ceil(len(text) * size * 0.61) + 2
+    em = sum(_char_em(ch) for ch in text) * (1.1 if bold else 1.0)
+    return math.ceil(em * size) + 2
+
+
+def _char_em(ch):
+    """Advance of one DejaVu Sans glyph in em, rounded up."""
+    if ch.isdigit():
+        return 0.64
+    if ch.isupper():
+        return 0.74
+    if ch in " .,:;·'|!il":
+        return 0.34
+    if ch in "()[]-/":
+        return 0.42
+    return 0.62 if ch.isascii() else 0.8
 
 
 def _clip(text, limit=MAX_LABEL):
@@ -143,6 +160,8 @@ def memory_label(kb):
     gib = kb / (1024 * 1024)
     if kb == 0:
         return "0 GiB"
+    if gib >= 1024:
+        return f"{gib / 1024:,.1f} TiB".replace(".0 ", " ")
     if gib >= 10 or gib == int(gib):
         return f"{gib:,.0f} GiB"
     if gib >= 1:
@@ -191,9 +210,16 @@ class _Svg:
 
     def rect(self, parent, x, y, w, h, cls=None, rx=None, **attrs):
         return self.el(
-            parent, "rect", x=x, y=y, width=w, height=h, rx=rx, class_=cls,
+            parent,
+            "rect",
+            x=x,
+            y=y,
+            width=w,
+            height=h,
+            rx=rx,
+            class_=cls,
             **attrs,
-        )  # fmt: skip
+        )
 
     def text(self, parent, x, y, text, cls=None, anchor=None, **attrs):
         el = self.el(
@@ -275,6 +301,8 @@ class _DeviceEntry:
 
     def draw(self, svg, parent, x, y):
         g = svg.group(parent, "device", self.tip)
+        if self.address:
+            g.set("data-address", self.address)
         label, color = self.kind
         svg.rect(g, x, y + 2, 34, 13, rx=3, fill=color)
         svg.text(g, x + 17, y + 12, label, "kind", anchor="middle")
@@ -283,13 +311,19 @@ class _DeviceEntry:
             indent = 40 if i == 0 else 52
             if i:
                 svg.el(
-                    g, "path", d=f"M{x + 44},{y + i * LINE - 2} "
-                    f"v8 h5", fill="none", stroke="#94a3b8",
-                )  # fmt: skip
+                    g,
+                    "path",
+                    d=f"M{x + 44},{y + i * LINE - 2} v8 h5",
+                    fill="none",
+                    stroke="#94a3b8",
+                )
             svg.text(
-                g, x + indent, y + 12 + i * LINE, text,
+                g,
+                x + indent,
+                y + 12 + i * LINE,
+                text,
                 cls if i == 0 else cls + " muted",
-            )  # fmt: skip
+            )
 
 
 def _vf_summary(vfs, pf):
@@ -341,6 +375,8 @@ def _device_entries(devices):
         lines = [(head, True)] + lines + _mdev_lines(d, devices.mdevs)
         tip = f"{d.name or d.address} (class {d.class_id or '?'}, IOMMU "
         tip += f"group {d.iommu_group})"
+        if d.dev_type == TYPE_PF and d.vf_addresses:
+            tip += "; VFs " + ", ".join(d.vf_addresses)
         out.setdefault(d.numa_node, []).append(
             _DeviceEntry(lines, _kind(d), tip, d.address)
         )
@@ -356,10 +392,17 @@ def _device_entries(devices):
         head = f"{_vf_summary(vfs, by_address.get(parent))}"
         lines = [(head, True), (f"PF {parent} not listed", True)]
         lines += [ln for vf in vfs for ln in _mdev_lines(vf, devices.mdevs)]
-        tip = ", ".join(vf.name or vf.address for vf in vfs)
+        tip = "VFs " + ", ".join(vf.address for vf in vfs)
         out.setdefault(node, []).append(
             _DeviceEntry(lines, _kind(first), tip, first.address)
         )
+    # mdevs whose parent is not a listed PCI device: NUMA node unknown
+    for m in devices.mdevs:
+        if m.parent_address not in by_address:
+            lines = [(f"mdev {m.uuid}", True), (f"type {_clip(m.type)}", True)]
+            out.setdefault(None, []).append(
+                _DeviceEntry(lines, KIND_MDEV, f"{m.name}: parent not listed")
+            )
     return out
 
 
@@ -411,15 +454,20 @@ def _compact_lines(cores):
 def _cell_facts(topology, cell):
     """Header and text lines of a cell: [(text, class, mono)]."""
     lines = []
+    near = _nearest(topology, cell)
     if cell.memory_only:
-        lines.append(("memory only", "body", False))
+        lines.append(
+            ("memory only" + (f" · {near}" if near else ""), "body", False)
+        )
+        near = None
     else:
         cores = _cores(cell)
         threads = len(cell.cpus)
         text = f"{len(cores)} cores · {threads} threads"
         dies = {c.die for c in cell.cpus}
-        if len(dies) == 1 and None not in dies:
-            text += f" · die {next(iter(dies))}"
+        if None not in dies:
+            text += f" · die{'s' if len(dies) > 1 else ''} "
+            text += format_cpuset(dies)
         lines.append((text, "body", False))
     sockets = cell.sockets
     if cell.socket is None:
@@ -433,9 +481,18 @@ def _cell_facts(topology, cell):
         else:
             why = "libvirt gives no socket id"
         lines.append((why, "body muted", False))
-    near = _nearest(topology, cell)
     if near:
         lines.append((near, "body muted", False))
+    pooled = sum(p.total_kb for p in cell.pages)
+    if pooled > cell.memory_kb:
+        lines.append(
+            (
+                f"page pools hold {memory_label(pooled)}, more than the "
+                "cell's memory",
+                "body warn",
+                False,
+            )
+        )
     return lines
 
 
@@ -445,15 +502,17 @@ def _nearest(topology, cell):
         return None
     if cell.memory_only:
         cpu = [
-            (d, o) for d, o in others if not topology.cell(o) or
-            topology.cell(o).cpus
-        ]  # fmt: skip
+            (d, o)
+            for d, o in others
+            if not topology.cell(o) or topology.cell(o).cpus
+        ]
         if cpu:
             d, o = min(cpu)
-            return f"nearest CPU cell {o} (distance {d})"
+            return f"nearest CPU cell: {o} ({d})"
     best = min(d for d, _ in others)
     ids = [o for d, o in others if d == best]
-    return f"nearest: cell {format_cpuset(ids)} (distance {best})"
+    cells = "cells" if len(ids) > 1 else "cell"
+    return f"nearest: {cells} {format_cpuset(ids)} (distance {best})"
 
 
 def _cell_needs(topology, cell, entries):
@@ -464,14 +523,16 @@ def _cell_needs(topology, cell, entries):
         220,
     ]
     widths += [
-        _text_width(t, F_BODY, mono=m) for t, _, m in _cell_facts(topology, cell)
+        _text_width(t, F_BODY, mono=m)
+        for t, _, m in _cell_facts(topology, cell)
     ]
     widths += [e.width() for e in entries]
     if cell.cpus:
         cores = _cores(cell)
         if len(cores) > COMPACT_CORES:
             widths += [
-                _text_width(t, F_BODY, mono=True) for t in _compact_lines(cores)
+                _text_width(t, F_BODY, mono=True)
+                for t in _compact_lines(cores)
             ]
             widths.append(24 * 8)
         else:
@@ -491,22 +552,26 @@ def _cell_block(topology, cell, entries, inner_w):
     elif cores:
         _, ch, _, rows = _core_geometry(cores)
         core_h = rows * (ch + CORE_GAP) - CORE_GAP + 8
-    # header, fact lines, memory line + bar, pools line
-    text_h = 22 + LINE * len(facts) + LINE + 14 + LINE
+    # header, fact lines, memory bar, pools line
+    text_h = 22 + LINE * len(facts) + 14 + LINE
     h = PAD + text_h + core_h + _entries_height(entries) + PAD
     w = inner_w + 2 * PAD
 
     def draw(svg, parent, x, y, row_h):
         cls = "memcell" if cell.memory_only else "cell"
-        g = svg.group(parent, f"numa-cell {cls}")
+        g = svg.group(parent, f"numa-cell g-{cls}")
         g.set("data-cell", str(cell.id))
         svg.rect(g, x, y, w, row_h, cls, rx=6)
         ix, iy = x + PAD, y + PAD
         svg.text(g, ix, iy + 12, f"cell {cell.id}", "hcell")
         svg.text(
-            g, x + w - PAD, iy + 12, memory_label(cell.memory_kb), "hcell",
+            g,
+            x + w - PAD,
+            iy + 12,
+            memory_label(cell.memory_kb),
+            "hcell",
             anchor="end",
-        )  # fmt: skip
+        )
         iy += 22
         for text, tcls, mono in facts:
             svg.text(g, ix, iy + 11, text, tcls + (" mono" if mono else ""))
@@ -524,15 +589,15 @@ def _cell_block(topology, cell, entries, inner_w):
 def _draw_memory(svg, g, cell, x, y, w):
     bar = svg.group(g, "memory")
     svg.rect(bar, x, y + 2, w, 10, "bar", rx=2)
-    if cell.memory_kb:
-        cx = x
-        for pool in sorted(cell.pages, key=lambda p: -p.size_kb):
-            pw = w * min(1.0, pool.total_kb / cell.memory_kb)
-            if pw >= 0.5:
-                svg.rect(
-                    bar, cx, y + 2, pw, 10, fill=_pool_color(cell, pool)
-                )
-                cx += pw
+    # Scale to the memory, or to the pools when (as in some of libvirt's
+    # test data) they add up to more than the cell has.
+    scale = max(cell.memory_kb, sum(p.total_kb for p in cell.pages))
+    cx = x
+    for pool in sorted(cell.pages, key=lambda p: -p.size_kb) if scale else ():
+        pw = w * pool.total_kb / scale
+        if pw >= 0.5:
+            svg.rect(bar, cx, y + 2, pw, 10, fill=_pool_color(cell, pool))
+            cx += pw
     y += 14
     label = _pools_label(cell) or "no page pools reported"
     svg.text(g, x, y + 11, label, "body mono")
@@ -549,19 +614,23 @@ def _draw_cores(svg, g, cores, x, y):
         svg.rect(core, cx, cy, w, h, "core", rx=3)
         for t, cpu in enumerate(ids):
             svg.text(
-                core, cx + w / 2, cy + 3 + (t + 1) * (F_CORE + 1) - 1,
-                str(cpu), "core-id", anchor="middle",
-            )  # fmt: skip
+                core,
+                cx + w / 2,
+                cy + 3 + (t + 1) * (F_CORE + 1) - 1,
+                str(cpu),
+                "core-id",
+                anchor="middle",
+            )
     rows = math.ceil(len(cores) / cols)
     return y + rows * (h + CORE_GAP) - CORE_GAP + 4
 
 
 def _draw_compact(svg, g, cores, x, y):
-    grid = svg.group(g, "cores compact", f"{len(cores)} cores")
-    for i, ids in enumerate(cores):
+    grid = svg.group(g, "cores-compact", f"{len(cores)} cores")
+    for i in range(len(cores)):
         cx = x + (i % 24) * 8
         cy = y + (i // 24) * 8
-        svg.rect(grid, cx, cy, 6, 6, "core", rx=1)
+        svg.rect(grid, cx, cy, 6, 6, rx=1, fill=COLORS["core_line"])
     y += math.ceil(len(cores) / 24) * 8 + 4
     for line in _compact_lines(cores):
         svg.text(g, x, y + 11, line, "body mono")
@@ -572,15 +641,17 @@ def _draw_compact(svg, g, cores, x, y):
 # --- groups: sockets, unknown socket, no NUMA affinity ---------------------
 
 
-def _group_block(title, summary, flows, cls, width):
+def _group_block(title, summary, flows, cls, width, socket=None):
     """A labelled box around rows of blocks; ``flows``: list of rows."""
     heights = [_flow_size(rows)[1] for rows in flows if rows]
     inner_h = sum(heights) + GAP * (len(heights) - 1) if heights else 0
     h = PAD + 26 + inner_h + PAD + 2
 
-    def draw(svg, parent, x, y, _row_h):
-        g = svg.group(parent, "group " + cls)
-        svg.rect(g, x, y, width, h, cls, rx=10)
+    def draw(svg, parent, x, y, row_h):
+        g = svg.group(parent, "group g-" + cls)
+        if socket is not None:
+            g.set("data-socket", str(socket))
+        svg.rect(g, x, y, width, max(h, row_h), cls, rx=10)
         svg.text(g, x + PAD + 2, y + PAD + 14, title, "hsock")
         tx = x + PAD + 2 + _text_width(title, F_SOCKET, bold=True) + 10
         svg.text(g, tx, y + PAD + 14, summary, "sub")
@@ -629,7 +700,8 @@ def _summary(topology, devices):
         if vfs:
             text += f" ({vfs} VFs)"
         if devices.mdevs:
-            text += f", {len(devices.mdevs)} mdevs"
+            n = len(devices.mdevs)
+            text += f", {n} mdev" + ("s" if n != 1 else "")
         parts.append(text)
     return " · ".join(parts)
 
@@ -640,12 +712,12 @@ def _summary(topology, devices):
 def _legend(topology, devices, max_width):
     items = []
 
-    def item(label, draw_swatch):
-        w = 26 + _text_width(label, F_BODY)
+    def item(label, draw_swatch, swatch_w=18):
+        w = swatch_w + 8 + _text_width(label, F_BODY)
 
         def draw(svg, parent, x, y, _h):
             draw_swatch(svg, parent, x, y)
-            svg.text(parent, x + 24, y + 13, label, "body")
+            svg.text(parent, x + swatch_w + 6, y + 13, label, "body")
 
         items.append(_Block(w, 18, draw))
 
@@ -675,11 +747,13 @@ def _legend(topology, devices, max_width):
                 "NVMe": "NVMe",
                 "STOR": "storage",
                 "ACC": "accelerator",
+                "MDEV": "mdev, parent not listed",
             }.get(label, "other PCI"),
             lambda svg, p, x, y, lb=label, c=color: (
-                svg.rect(p, x, y + 2, 20, 13, rx=3, fill=c),
-                svg.text(p, x + 10, y + 12, lb[:4], "kind", anchor="middle"),
+                svg.rect(p, x, y + 2, 34, 13, rx=3, fill=c),
+                svg.text(p, x + 17, y + 12, lb, "kind", anchor="middle"),
             ),
+            34,
         )
     return _flow_rows_left(items, max_width, 18)
 
@@ -698,24 +772,24 @@ def _flow_rows_left(items, max_width, gap):
     return rows
 
 
-def _distance_block(topology, max_width):
+def _distance_block(topology):
     cells = [c for c in topology.cells if c.distances]
     if len(cells) < 2:
         return None
     ids = [c.id for c in topology.cells]
     size = 26 if len(ids) <= 16 else 22
     label_w = _text_width(str(max(ids)), 10, mono=True) + 36
-    values = [d for c in cells for o, d in c.distances if o != c.id]
-    lo, hi = min(values), max(values)
+    #: colour by rank among the distinct remote distances: 12 vs 21 and
+    #: 40 vs 80 vs 120 both come out as clearly different steps
+    ranks = sorted({d for c in cells for o, d in c.distances if o != c.id})
     w = label_w + size * len(ids)
     h = 26 + 18 + size * len(ids)
-    if w > max_width:
-        return None
 
     def shade(d):
-        if d <= 10:
+        if d <= 10 or d not in ranks:
             return "#ecfdf5", COLORS["ink"]
-        f = 0.0 if hi == lo else (d - lo) / (hi - lo)
+        f = 1.0 if len(ranks) == 1 else ranks.index(d) / (len(ranks) - 1)
+        f = 0.1 + 0.9 * f
         light, dark = (191, 219, 254), (30, 58, 138)
         rgb = [round(a + (b - a) * f) for a, b in zip(light, dark, strict=1)]
         ink = "#ffffff" if f > 0.45 else COLORS["ink"]
@@ -725,22 +799,33 @@ def _distance_block(topology, max_width):
         g = svg.group(parent, "distances")
         svg.text(g, x, y + 16, "NUMA distances", "hsock")
         svg.text(
-            g, x + _text_width("NUMA distances", F_SOCKET, bold=True) + 10,
-            y + 16, "row: from cell, column: to cell", "sub",
-        )  # fmt: skip
+            g,
+            x + _text_width("NUMA distances", F_SOCKET, bold=True) + 10,
+            y + 16,
+            "row: from cell, column: to cell",
+            "sub",
+        )
         y0 = y + 26 + 18
         x0 = x + label_w
         for j, cid in enumerate(ids):
             svg.text(
-                g, x0 + j * size + size / 2, y0 - 5, str(cid), "dist muted",
+                g,
+                x0 + j * size + size / 2,
+                y0 - 5,
+                str(cid),
+                "dist muted",
                 anchor="middle",
-            )  # fmt: skip
+            )
         for i, cell in enumerate(topology.cells):
             cy = y0 + i * size
             svg.text(
-                g, x0 - 6, cy + size / 2 + 3, f"cell {cell.id}",
-                "dist muted", anchor="end",
-            )  # fmt: skip
+                g,
+                x0 - 6,
+                cy + size / 2 + 3,
+                f"cell {cell.id}",
+                "dist muted",
+                anchor="end",
+            )
             dist = dict(cell.distances)
             for j, cid in enumerate(ids):
                 d = dist.get(cid)
@@ -749,14 +834,24 @@ def _distance_block(topology, max_width):
                 if d is not None:
                     fill, ink = shade(d)
                 svg.rect(
-                    g, cx, cy, size, size, fill=fill, stroke="#ffffff",
+                    g,
+                    cx,
+                    cy,
+                    size,
+                    size,
+                    fill=fill,
+                    stroke="#ffffff",
                     stroke_width=1,
-                )  # fmt: skip
+                )
                 svg.text(
-                    g, cx + size / 2, cy + size / 2 + 3,
-                    "–" if d is None else str(d), "dist", anchor="middle",
-                    fill=ink,
-                )  # fmt: skip
+                    g,
+                    cx + size / 2,
+                    cy + size / 2 + 3,
+                    "–" if d is None else str(d),
+                    "dist",
+                    anchor="middle",
+                    style=f"fill: {ink}",
+                )
 
     return _Block(w, h, draw)
 
@@ -776,7 +871,9 @@ def render_svg(topology, devices=None, title=None):
         if node is None or node not in known:
             for e in entries:
                 if node is not None:
-                    e.lines[0] = (e.lines[0][0] + f"  (node {node}?)", True)
+                    e.lines.append(
+                        (f"NUMA node {node}: not a host cell", True)
+                    )
             no_affinity.extend(entries)
 
     cpu_cells = [c for c in topology.cells if c.cpus]
@@ -801,17 +898,16 @@ def render_svg(topology, devices=None, title=None):
     for socket in topology.sockets:
         cells = [c for c in topology.cells if c.socket == socket]
         if cells:
-            groups.append((f"socket {socket}", cells, "socket"))
+            groups.append((socket, cells, "socket"))
     unknown = [c for c in topology.cells if c.socket is None]
     if unknown:
-        groups.append(("unknown socket", unknown, "unknown"))
+        groups.append((None, unknown, "unknown"))
 
     # Widest socket row: as many cells as fit in TARGET_WIDTH, and never
     # narrower than the widest single cell or the title.
     widest_cell = max(b.w for b in blocks.values())
     one_row = max(
-        sum(blocks[c.id].w + GAP for c in cells if bool(c.cpus) == kind)
-        - GAP
+        sum(blocks[c.id].w + GAP for c in cells if bool(c.cpus) == kind) - GAP
         for _, cells, _ in groups
         for kind in (True, False)
     )
@@ -825,20 +921,31 @@ def render_svg(topology, devices=None, title=None):
     )
 
     group_blocks = []
-    for name, cells, cls in groups:
+    for socket, cells, cls in groups:
+        name = "unknown socket" if socket is None else f"socket {socket}"
         flows = [
             _flow([blocks[c.id] for c in cells if c.cpus], inner),
             _flow([blocks[c.id] for c in cells if not c.cpus], inner),
         ]
-        used = max(_flow_size(rows)[0] for rows in flows)
-        group_blocks.append(
-            (name, _socket_summary(cells, entries_of), flows, cls, used)
+        text = _socket_summary(cells, entries_of)
+        used = max(
+            max(_flow_size(rows)[0] for rows in flows),
+            _text_width(name, F_SOCKET, bold=True)
+            + 12
+            + _text_width(text, F_SUB),
         )
-    inner = max(used for *_, used in group_blocks)
+        group_blocks.append((socket, name, text, flows, cls, used))
+    inner = max(
+        [g[-1] for g in group_blocks]
+        + [
+            _text_width(summary, F_SUB) - 2 * PAD,
+            _text_width(heading, F_TITLE, bold=True) - 2 * PAD,
+        ]
+    )
     outer = inner + 2 * PAD
     sections = [
-        _group_block(name, text, flows, cls, outer)
-        for name, text, flows, cls, _ in group_blocks
+        _group_block(name, text, flows, cls, outer, socket)
+        for socket, name, text, flows, cls, _ in group_blocks
     ]
     if no_affinity:
         strip = [
@@ -848,16 +955,19 @@ def render_svg(topology, devices=None, title=None):
         sections.append(
             _group_block(
                 "no NUMA affinity",
-                f"{len(no_affinity)} device(s) without a NUMA node",
+                f"{len(no_affinity)} device(s) with no NUMA node the host has",
                 [_flow(strip, inner, gap=24)],
                 "unknown",
                 outer,
             )
         )
-    dist = _distance_block(topology, outer)
-
-    legend_rows = _legend(topology, devices, outer)
-    width = outer + 2 * MARGIN
+    # Narrow sockets (one small cell each) sit side by side.
+    section_rows = _flow(sections, max(TARGET_WIDTH, outer))
+    body_w, body_h = _flow_size(section_rows)
+    dist = _distance_block(topology)
+    body_w = max(body_w, dist.w if dist else 0)
+    legend_rows = _legend(topology, devices, body_w)
+    width = body_w + 2 * MARGIN
     y = MARGIN
     height = (
         MARGIN
@@ -865,7 +975,8 @@ def render_svg(topology, devices=None, title=None):
         + 22
         + _flow_size(legend_rows, 8)[1]
         + 16
-        + sum(s.h + GAP for s in sections)
+        + body_h
+        + GAP
         + (dist.h + GAP if dist else 0)
         + MARGIN
     )
@@ -887,9 +998,7 @@ def render_svg(topology, devices=None, title=None):
     y += 22
     legend = svg.group(root, "legend")
     y = _draw_left_rows(svg, legend, legend_rows, MARGIN, y, 18, 8) + 16
-    for s in sections:
-        s.draw(svg, root, MARGIN, y, s.h)
-        y += s.h + GAP
+    y = _draw_flow(svg, root, section_rows, MARGIN, y) + GAP
     if dist:
         dist.draw(svg, root, MARGIN, y, dist.h)
     return etree.tostring(root, encoding="unicode", pretty_print=True)

@@ -92,7 +92,7 @@ def cli(state_path, capsys):
         capsys.readouterr()
         status = main([*args, "--state-path", str(state_path), *argv])
         out, err = capsys.readouterr()
-        if "--format" in argv and out:
+        if "json" in argv and out:
             out = json.loads(out)
         return status, out, err
 

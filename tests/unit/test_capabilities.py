@@ -195,6 +195,20 @@ def test_memory_only_cells_take_the_nearest_cpu_cells_socket():
     assert topo.sockets == [0, 1]
 
 
+def test_distances_from_the_cpu_cells_row_are_enough():
+    # only the CPU cell lists its distance to the memory-only cell
+    xml = _caps(
+        _cell(
+            0,
+            "<cpu id='0' socket_id='5'/>",
+            extra="<distances><sibling id='0' value='10'/>"
+            "<sibling id='1' value='13'/></distances>",
+        )
+        + _cell(1)
+    )
+    assert parse_capabilities(xml).cell(1).socket == 5
+
+
 def test_units_are_converted():
     topo = parse_capabilities(
         _caps(

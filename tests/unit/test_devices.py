@@ -213,6 +213,13 @@ def test_bad_node_devices(xml, words):
     assert words in info.value.message
 
 
+def test_duplicate_addresses_are_refused():
+    doc = read("pci_0000_02_10_7_sriov.xml")
+    with pytest.raises(HostError) as info:
+        parse_node_devices([doc, doc.replace("pci_0000_02_10_7", "other")])
+    assert "0000:02:10.7 is reported by more than one" in info.value.message
+
+
 def test_split_node_file_refuses_other_documents():
     with pytest.raises(HostError):
         split_node_file("<domain/>")
