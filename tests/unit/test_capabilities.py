@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from nova_slices import data
 from nova_slices.errors import HostError
 from nova_slices.host.capabilities import parse_capabilities
 
@@ -117,15 +118,7 @@ def test_duplicate_cpu_ids_are_refused():
 
 
 def test_shipped_bundle():
-    path = os.path.join(
-        os.path.dirname(__file__),
-        "..",
-        "..",
-        "etc",
-        "hosts",
-        "gpu8-2s",
-        "capabilities.xml",
-    )
+    path = os.path.join(data.host_bundle(), "capabilities.xml")
     with open(path) as f:
         topo = parse_capabilities(f.read())
     assert topo.sockets == [0, 1]

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from nova_slices import data
 from nova_slices.errors import HostError
 from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.devices import (
@@ -164,15 +165,7 @@ def test_no_numa_node_is_none(numa):
 
 
 def test_shipped_node_file():
-    path = os.path.join(
-        os.path.dirname(__file__),
-        "..",
-        "..",
-        "etc",
-        "hosts",
-        "gpu8-2s",
-        "node.xml",
-    )
+    path = os.path.join(data.host_bundle(), "node.xml")
     with open(path) as f:
         devices = parse_node_devices(split_node_file(f.read()))
     gpus = [d for d in devices.pci if d.vendor_id == "10de"]
