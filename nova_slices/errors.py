@@ -77,3 +77,9 @@ class GuestError(NovaSlicesError):
 
     exit_status = 1
     code = "guest.error"
+
+
+class RequestError(NovaSlicesError):
+    """Flavor extra specs or image properties Nova would refuse."""
+
+    code = "request.invalid"

@@ -3,6 +3,7 @@
 import uuid as uuidlib
 
 from nova_slices.cmd.output import emit_errors, emit_json, table
+from nova_slices.cpuset import format_cpuset
 from nova_slices.errors import HostError, NovaSlicesError
 from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.devices import parse_node_devices, split_node_file
@@ -85,6 +86,59 @@ def topology(args, rt):
     else:
         print(render_text(topo, devices, restrictions))
     return 0
+
+
+def request(args, rt):
+    """Validate a flavor and image; print the normalized request."""
+    from nova_slices.request.build import build_request
+
+    req = build_request(
+        args.vcpus,
+        args.memory_mb,
+        dict(args.extra_spec),
+        dict(args.image_property),
+    )
+    if args.format == "json":
+        emit_json(req.to_dict())
+        return 0
+    print(render_request(req))
+    return 0
+
+
+def render_request(req):
+    lines = [f"{req.vcpus} vCPU(s), {req.memory_mb} MB"]
+    for key in (
+        "cpu_policy",
+        "cpu_thread_policy",
+        "emulator_threads_policy",
+        "pagesize",
+        "locked_memory",
+        "pci_numa_affinity_policy",
+    ):
+        value = getattr(req, key)
+        if value is not None:
+            lines.append(f"{key}: {value}")
+    if req.realtime_cpus is not None:
+        lines.append(f"realtime vCPUs: {format_cpuset(req.realtime_cpus)}")
+    if not req.cells:
+        lines.append("no guest NUMA topology")
+    for cell in req.cells:
+        pin = (
+            f" -> host cell {cell.host_cell}"
+            if cell.host_cell is not None
+            else ""
+        )
+        pinned = f", pinned {format_cpuset(cell.pcpus)}" if cell.pcpus else ""
+        lines.append(
+            f"guest cell {cell.id}: vCPUs "
+            f"{format_cpuset(cell.cpus)}{pinned}, "
+            f"{cell.memory_mb} MB{pin}"
+        )
+    for alias in req.pci_aliases:
+        lines.append(f"PCI alias {alias.name} x {alias.count}")
+    if req.ignored:
+        lines.append("not interpreted here: " + ", ".join(req.ignored))
+    return "\n".join(lines)
 
 
 def sync(args, rt):

@@ -26,6 +26,37 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _key_value(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not KEY=VALUE (e.g. hw:numa_nodes=2)"
+        )
+    return key, value
+
+
+def add_request_args(p):
+    """The flavor and image flags shared by ``request`` and ``fit``."""
+    p.add_argument("--vcpus", type=int, required=True)
+    p.add_argument("--memory-mb", type=int, required=True)
+    p.add_argument(
+        "--extra-spec",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="flavor extra spec (repeatable)",
+    )
+    p.add_argument(
+        "--image-property",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="image property (repeatable)",
+    )
+
+
 def _add_format(p):
     p.add_argument(
         "--format",
@@ -90,6 +121,15 @@ def build_parser():
     )
     p.add_argument("--format", choices=("text", "json", "svg"), default="text")
     p.set_defaults(func=commands.topology)
+
+    p = sub.add_parser(
+        "request",
+        help="validate a flavor (and image) and print the normalized guest "
+        "request",
+    )
+    add_request_args(p)
+    _add_format(p)
+    p.set_defaults(func=commands.request)
 
     p = sub.add_parser(
         "sync", help="report this host's providers to Placement"

@@ -1,0 +1,1 @@
+"""Guest requests: flavor extra specs and image properties, validated."""

@@ -1,0 +1,229 @@
+"""Guest NUMA cells: how many, which vCPUs and MB each, and explicit pins.
+
+Nova builds a guest NUMA topology when the guest asks for one
+(``hw:numa_nodes``), pins CPUs, or uses huge pages; we add explicit
+host-cell pins (``hw:numa_node.N=HOSTCELL``), which also imply one.  The
+cells are symmetric unless ``hw:numa_cpus.N``/``hw:numa_mem.N`` give them
+explicitly, in which case every cell must be given and every vCPU and MB
+accounted for exactly once.
+"""
+
+from nova_slices.cpuset import parse_cpuset
+from nova_slices.request.model import GuestCell
+from nova_slices.request.specs import as_int, fail
+
+
+def node_count(specs):
+    flavor, image = specs.get("numa_nodes")
+    if flavor and image:
+        raise fail(
+            "image-numa-forbidden",
+            "hw_numa_nodes",
+            image,
+            "the flavor sets hw:numa_nodes; an image may not set it too",
+        )
+    key, value = (
+        ("hw:numa_nodes", flavor) if flavor else ("hw_numa_nodes", image)
+    )
+    if value is None or value == "":
+        return None
+    return as_int(
+        key,
+        value,
+        1,
+        "numa-nodes-invalid",
+        "a whole number of guest NUMA cells",
+    )
+
+
+def _map(specs, name, parse):
+    """The flavor's or the image's per-cell map, never both."""
+    flavor = specs.indexed(name, "f")
+    image = specs.indexed(name, "i")
+    if flavor and image:
+        key = f"hw_{name}.{min(image)}"
+        raise fail(
+            "image-numa-forbidden",
+            key,
+            image[min(image)],
+            f"the flavor sets hw:{name}.N; an image may not set it too",
+        )
+    source, values = ("hw:", flavor) if flavor else ("hw_", image)
+    return {n: parse(f"{source}{name}.{n}", v) for n, v in values.items()}
+
+
+def _cpus(key, value):
+    try:
+        return frozenset(parse_cpuset(str(value)))
+    except ValueError as exc:
+        raise fail(
+            "numa-cpus-invalid",
+            key,
+            value,
+            f"{exc}; write guest vCPUs such as 0-1,4",
+        ) from None
+
+
+def _mem(key, value):
+    return as_int(key, value, 1, "numa-mem-invalid", "a whole number of MB")
+
+
+def _pins(specs):
+    flavor = {
+        n: as_int(
+            f"hw:numa_node.{n}",
+            v,
+            0,
+            "numa-node-invalid",
+            "a host NUMA cell id (a non-negative integer)",
+        )
+        for n, v in specs.indexed("numa_node", "f").items()
+    }
+    image = {
+        n: as_int(
+            f"hw_numa_node.{n}",
+            v,
+            0,
+            "numa-node-invalid",
+            "a host NUMA cell id (a non-negative integer)",
+        )
+        for n, v in specs.indexed("numa_node", "i").items()
+    }
+    if flavor:
+        for n, host in image.items():
+            if flavor.get(n) != host:
+                raise fail(
+                    "image-numa-node-forbidden",
+                    f"hw_numa_node.{n}",
+                    host,
+                    "the flavor pins guest cells with hw:numa_node.N; an "
+                    "image may only repeat those pins",
+                )
+        return flavor, "hw:numa_node"
+    return image, "hw_numa_node"
+
+
+def guest_cells(specs, vcpus, memory_mb, dedicated, implied):
+    """The guest cells, or () when the guest has no NUMA topology."""
+    nodes = node_count(specs)
+    pins, pin_key = _pins(specs)
+    if not (nodes or implied or pins):
+        cpu_map = _map(specs, "numa_cpus", _cpus)
+        mem_map = _map(specs, "numa_mem", _mem)
+        if cpu_map or mem_map:
+            raise fail(
+                "numa-incomplete",
+                "hw:numa_nodes",
+                None,
+                "hw:numa_cpus.N/hw:numa_mem.N need hw:numa_nodes",
+            )
+        return ()
+    nodes = nodes or 1
+    cpu_map = _map(specs, "numa_cpus", _cpus)
+    mem_map = _map(specs, "numa_mem", _mem)
+    if cpu_map or mem_map:
+        cells = _manual(nodes, vcpus, memory_mb, cpu_map, mem_map)
+    else:
+        cells = _auto(nodes, vcpus, memory_mb)
+    for n, host in pins.items():
+        if n >= nodes:
+            raise fail(
+                "numa-node-guest-cell",
+                f"{pin_key}.{n}",
+                host,
+                f"the guest has {nodes} NUMA cell(s) (0-{nodes - 1}); set "
+                "hw:numa_nodes to pin more",
+            )
+    taken = {}
+    for n, host in sorted(pins.items()):
+        if host in taken:
+            raise fail(
+                "numa-node-duplicate",
+                f"{pin_key}.{n}",
+                host,
+                f"guest cell {taken[host]} is already pinned to host cell "
+                f"{host}; each guest cell needs its own host cell",
+            )
+        taken[host] = n
+    return tuple(
+        GuestCell(i, cpus, mem, cpus & dedicated, pins.get(i))
+        for i, (cpus, mem) in enumerate(cells)
+    )
+
+
+def _auto(nodes, vcpus, memory_mb):
+    if vcpus % nodes or memory_mb % nodes:
+        raise fail(
+            "numa-asymmetric",
+            "hw:numa_nodes",
+            nodes,
+            f"{vcpus} vCPUs and {memory_mb} MB do not split evenly into "
+            f"{nodes} cells; give hw:numa_cpus.N and hw:numa_mem.N for "
+            "every cell",
+        )
+    per_cpu, per_mem = vcpus // nodes, memory_mb // nodes
+    return [
+        (frozenset(range(i * per_cpu, (i + 1) * per_cpu)), per_mem)
+        for i in range(nodes)
+    ]
+
+
+def _manual(nodes, vcpus, memory_mb, cpu_map, mem_map):
+    for name, mapping in (("hw:numa_cpus", cpu_map), ("hw:numa_mem", mem_map)):
+        extra = sorted(n for n in mapping if n >= nodes)
+        if extra:
+            raise fail(
+                "numa-index-out-of-range",
+                f"{name}.{extra[0]}",
+                None,
+                f"the guest has {nodes} NUMA cell(s) (0-{nodes - 1})",
+            )
+        missing = sorted(set(range(nodes)) - set(mapping))
+        if missing:
+            raise fail(
+                "numa-incomplete",
+                f"{name}.{missing[0]}",
+                None,
+                f"with {nodes} cell(s), hw:numa_cpus.N and hw:numa_mem.N "
+                "must both be given for every cell 0-"
+                f"{nodes - 1}",
+            )
+    seen = set()
+    for n in range(nodes):
+        for cpu in sorted(cpu_map[n]):
+            if cpu >= vcpus:
+                raise fail(
+                    "numa-cpus-out-of-range",
+                    f"hw:numa_cpus.{n}",
+                    cpu,
+                    f"vCPU {cpu} does not exist; the flavor has vCPUs "
+                    f"0-{vcpus - 1}",
+                )
+            if cpu in seen:
+                raise fail(
+                    "numa-cpus-duplicate",
+                    f"hw:numa_cpus.{n}",
+                    cpu,
+                    f"vCPU {cpu} is already in another cell; each vCPU "
+                    "belongs to exactly one cell",
+                )
+            seen.add(cpu)
+    unassigned = sorted(set(range(vcpus)) - seen)
+    if unassigned:
+        raise fail(
+            "numa-cpus-unassigned",
+            "hw:numa_cpus",
+            unassigned,
+            f"vCPU(s) {unassigned} are in no cell; every vCPU must be "
+            "assigned",
+        )
+    total = sum(mem_map.values())
+    if total != memory_mb:
+        raise fail(
+            "numa-mem-mismatch",
+            "hw:numa_mem",
+            total,
+            f"the cells add up to {total} MB but the flavor has "
+            f"{memory_mb} MB",
+        )
+    return [(cpu_map[n], mem_map[n]) for n in range(nodes)]

@@ -1,0 +1,71 @@
+"""Explicit ``resources*:RC`` and ``trait*:NAME`` extra specs.
+
+Names come from os-resource-classes and os-traits (standard) or follow
+the ``CUSTOM_`` rule; suffixes are Nova's granular group suffixes.
+"""
+
+import re
+
+import os_resource_classes as orc
+import os_traits
+
+from nova_slices.request.specs import as_int, fail
+
+_SUFFIX = r"([1-9][0-9]*|_[A-Za-z0-9_-]{1,64})?"
+_RESOURCE_RE = re.compile(rf"^resources{_SUFFIX}:(.*)$")
+_TRAIT_RE = re.compile(rf"^trait{_SUFFIX}:(.*)$")
+_STANDARD_TRAITS = frozenset(os_traits.get_traits())
+_CUSTOM_RE = re.compile(r"^CUSTOM_[A-Z0-9_]+$")
+TRAIT_VALUES = ("required", "forbidden")
+
+
+def _is_resource_class(name):
+    return name in orc.STANDARDS or bool(_CUSTOM_RE.match(name))
+
+
+def _is_trait(name):
+    return name in _STANDARD_TRAITS or bool(_CUSTOM_RE.match(name))
+
+
+def resources_and_traits(specs):
+    resources, traits = {}, {}
+    for key, value in specs.flavor.items():
+        match = _RESOURCE_RE.match(key)
+        if match:
+            specs.used.add(("f", key))
+            suffix, rc = match.group(1) or "", match.group(2)
+            if not _is_resource_class(rc):
+                raise fail(
+                    "resource-class-invalid",
+                    key,
+                    value,
+                    f"{rc!r} is neither a standard resource class nor "
+                    "CUSTOM_[A-Z0-9_]+",
+                )
+            resources[(suffix, rc)] = as_int(
+                key, value, 0, "resources-invalid", "a non-negative integer"
+            )
+            continue
+        match = _TRAIT_RE.match(key)
+        if match:
+            specs.used.add(("f", key))
+            suffix, trait = match.group(1) or "", match.group(2)
+            if not _is_trait(trait):
+                raise fail(
+                    "trait-invalid",
+                    key,
+                    value,
+                    f"{trait!r} is neither a standard trait (os-traits) nor "
+                    "CUSTOM_[A-Z0-9_]+",
+                )
+            if value not in TRAIT_VALUES:
+                raise fail(
+                    "trait-invalid",
+                    key,
+                    value,
+                    "must be required or forbidden",
+                )
+            traits[(suffix, trait)] = value
+    if "traits_required" in specs.image:
+        specs.used.add(("i", "traits_required"))
+    return tuple(sorted(resources.items())), tuple(sorted(traits.items()))
