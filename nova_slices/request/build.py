@@ -3,15 +3,16 @@
 from nova_slices.request import cpu, devices, memory, numa, resources
 from nova_slices.request.model import GuestRequest
 from nova_slices.request.specs import Specs, fail
+from nova_slices.slices.encoding import FLAVOR_CLASS_KEY
 
 
 def build_request(vcpus, memory_mb, extra_specs=None, image_props=None):
     """Validate and normalize; raise RequestError with a stable code."""
-    if not isinstance(vcpus, int) or vcpus < 1:
+    if type(vcpus) is not int or vcpus < 1:
         raise fail(
             "vcpus-invalid", "vcpus", vcpus, "a flavor needs at least 1 vCPU"
         )
-    if not isinstance(memory_mb, int) or memory_mb < 1:
+    if type(memory_mb) is not int or memory_mb < 1:
         raise fail(
             "memory-invalid",
             "memory_mb",
@@ -20,15 +21,18 @@ def build_request(vcpus, memory_mb, extra_specs=None, image_props=None):
         )
     specs = Specs(extra_specs, image_props)
     cpus = cpu.cpu_constraints(specs, vcpus)
+    nodes = numa.node_count(specs)
     pagesize = memory.page_size(specs)
     locked = memory.locked_memory(specs, pagesize)
     implied = pagesize is not None or cpus.policy in (cpu.DEDICATED, cpu.MIXED)
     cells = numa.guest_cells(
-        specs, vcpus, memory_mb, cpus.dedicated_cpus, implied
+        specs, vcpus, memory_mb, cpus.dedicated_cpus, implied, nodes
     )
     policy = devices.pci_numa_policy(specs)
     aliases = devices.pci_aliases(specs)
     res, traits = resources.resources_and_traits(specs)
+    # the slice class is read by the slice filter and driver, not here
+    specs.flavor_only(FLAVOR_CLASS_KEY)
     return GuestRequest(
         vcpus=vcpus,
         memory_mb=memory_mb,

@@ -25,8 +25,9 @@ CPU_POLICIES = (SHARED, DEDICATED, MIXED)
 PREFER, ISOLATE, REQUIRE = "prefer", "isolate", "require"
 THREAD_POLICIES = (PREFER, ISOLATE, REQUIRE)
 EMULATOR_POLICIES = ("share", "isolate")
-_RESOURCE_RE = re.compile(r"^resources([1-9][0-9]*|_[A-Za-z0-9_-]+)?:(.+)$")
-_TRAIT_RE = re.compile(r"^trait([1-9][0-9]*|_[A-Za-z0-9_-]+)?:(.+)$")
+# nova/virt/hardware.py derives policies from numbered groups only
+_RESOURCE_RE = re.compile(r"^resources([1-9][0-9]*)?:(.+)$")
+_TRAIT_RE = re.compile(r"^trait([1-9][0-9]*)?:(.+)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,15 +163,20 @@ def dedicated_mask(specs, vcpus):
 
 
 def cpu_resources(specs):
-    """Total VCPU and PCPU asked for through ``resources*:`` keys."""
-    totals = {"VCPU": 0, "PCPU": 0}
-    for key, value in specs.flavor.items():
+    """VCPU and PCPU asked for through ``resourcesN:`` keys.
+
+    Returns {class: (total, first key)}.
+    """
+    totals = {}
+    for key, value in sorted(specs.flavor.items()):
         match = _RESOURCE_RE.match(key)
-        if match and match.group(2) in totals:
-            totals[match.group(2)] += as_int(
+        if match and match.group(2) in ("VCPU", "PCPU"):
+            amount = as_int(
                 key, value, 0, "resources-invalid", "a non-negative integer"
             )
-    return totals["VCPU"], totals["PCPU"]
+            total, first = totals.get(match.group(2), (0, key))
+            totals[match.group(2)] = (total + amount, first)
+    return totals
 
 
 def hyperthreading_trait(specs):
@@ -178,23 +184,28 @@ def hyperthreading_trait(specs):
         match = _TRAIT_RE.match(key)
         if match and match.group(2) == os_traits.HW_CPU_HYPERTHREADING:
             return key, value
-    required = str(specs.image.get("traits_required", ""))
-    if os_traits.HW_CPU_HYPERTHREADING in re.split(r"[\s,]+", required):
-        return "traits_required", "required"
+    # Nova reads image ``trait:NAME=required`` into traits_required
+    key = f"trait:{os_traits.HW_CPU_HYPERTHREADING}"
+    if specs.image.get(key) == "required":
+        return key, "required"
     return None, None
 
 
 def cpu_constraints(specs, vcpus):
     policy = cpu_policy(specs)
+    policy_key = _source(specs, "cpu_policy")
     threads = thread_policy(specs)
+    threads_key = _source(specs, "cpu_thread_policy")
     emulator = emulator_policy(specs)
     realtime = realtime_cpus(specs, vcpus, emulator)
     dedicated = dedicated_mask(specs, vcpus)
-    want_vcpu, want_pcpu = cpu_resources(specs)
+    resources = cpu_resources(specs)
+    want_vcpu, vcpu_key = resources.get("VCPU", (0, None))
+    want_pcpu, pcpu_key = resources.get("PCPU", (0, None))
     if policy and (want_vcpu or want_pcpu):
         raise fail(
             "resources-with-cpu-policy",
-            "hw:cpu_policy",
+            policy_key,
             policy,
             "cannot be combined with resources:VCPU or resources:PCPU; use "
             "one or the other",
@@ -202,27 +213,27 @@ def cpu_constraints(specs, vcpus):
     if want_vcpu and want_pcpu:
         raise fail(
             "resources-vcpu-and-pcpu",
-            "resources:PCPU",
-            want_pcpu,
-            "cannot be combined with resources:VCPU",
+            pcpu_key,
+            specs.flavor[pcpu_key],
+            f"cannot be combined with {vcpu_key}",
         )
     if want_pcpu:
         need = vcpus + 1 if emulator == "isolate" else vcpus
         if want_pcpu != need:
             raise fail(
                 "pcpu-count-mismatch",
-                "resources:PCPU",
-                want_pcpu,
-                f"must be exactly {need} (the flavor's vCPUs"
+                pcpu_key,
+                specs.flavor[pcpu_key],
+                f"PCPUs must add up to exactly {need} (the flavor's vCPUs"
                 + (
                     " + 1 for the isolated emulator thread)"
                     if need > vcpus
                     else ")"
                 ),
             )
-        policy = DEDICATED
+        policy, policy_key = DEDICATED, pcpu_key
     if want_vcpu:
-        policy = SHARED
+        policy, policy_key = SHARED, vcpu_key
     ht_key, ht_value = hyperthreading_trait(specs)
     if ht_key and threads:
         raise fail(
@@ -233,11 +244,13 @@ def cpu_constraints(specs, vcpus):
             "other",
         )
     if ht_value == "forbidden":
-        threads = ISOLATE
+        threads, threads_key = ISOLATE, ht_key
     elif ht_value == "required":
-        threads = REQUIRE
+        threads, threads_key = REQUIRE, ht_key
     if policy in (SHARED, None):
-        _needs_pinning(threads, emulator, dedicated, realtime)
+        _needs_pinning(
+            specs, threads, threads_key, emulator, dedicated, realtime
+        )
     elif policy == DEDICATED:
         if dedicated:
             raise fail(
@@ -259,7 +272,7 @@ def cpu_constraints(specs, vcpus):
         if not (realtime or dedicated):
             raise fail(
                 "mixed-mask-required",
-                "hw:cpu_policy",
+                policy_key,
                 MIXED,
                 "needs hw:cpu_dedicated_mask (or hw:cpu_realtime with a "
                 "mask) to say which vCPUs are pinned",
@@ -270,14 +283,17 @@ def cpu_constraints(specs, vcpus):
     )
 
 
-def _needs_pinning(threads, emulator, dedicated, realtime):
+def _source(specs, name):
+    """The key that decided ``name``: the flavor's when it set one."""
+    flavor_key = f"hw:{name}"
+    return flavor_key if specs.flavor.get(flavor_key) else f"hw_{name}"
+
+
+def _needs_pinning(specs, threads, threads_key, emulator, dedicated, realtime):
     why = None
     if threads:
-        why = (
-            "thread-policy-needs-dedicated",
-            "hw:cpu_thread_policy",
-            threads,
-        )
+        raw = specs.flavor.get(threads_key, specs.image.get(threads_key))
+        why = ("thread-policy-needs-dedicated", threads_key, raw)
     elif emulator == "isolate":
         why = (
             "emulator-isolate-needs-dedicated",
@@ -288,10 +304,14 @@ def _needs_pinning(threads, emulator, dedicated, realtime):
         why = (
             "dedicated-mask-needs-mixed",
             "hw:cpu_dedicated_mask",
-            ",".join(map(str, sorted(dedicated))),
+            specs.flavor.get("hw:cpu_dedicated_mask"),
         )
     elif realtime:
-        why = ("realtime-needs-dedicated", "hw:cpu_realtime", "true")
+        why = (
+            "realtime-needs-dedicated",
+            "hw:cpu_realtime",
+            specs.flavor.get("hw:cpu_realtime"),
+        )
     if why:
         raise fail(
             why[0],

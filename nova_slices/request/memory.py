@@ -6,6 +6,8 @@ Locked memory needs a page size (Nova: LockMemoryForbidden), and flavor
 and image must not disagree about it.
 """
 
+import re
+
 from oslo_utils import strutils
 
 from nova_slices.request.model import ANY, LARGE, SMALL
@@ -13,10 +15,10 @@ from nova_slices.request.specs import as_bool, fail
 
 
 def _page_size(key, value):
-    text = str(value).strip()
+    text = str(value)
     if text in (SMALL, LARGE, ANY):
         return text
-    if text.isdigit() and int(text) > 0:
+    if re.fullmatch(r"[0-9]+", text) and int(text) > 0:
         return int(text)
     try:
         size = strutils.string_to_bytes(text, return_int=True) // 1024
@@ -75,10 +77,14 @@ def locked_memory(specs, pagesize):
         )
     locked = flavor if flavor is not None else image
     if locked and pagesize is None:
+        key = (
+            "hw:locked_memory" if flavor is not None else ("hw_locked_memory")
+        )
+        raw = specs.flavor.get(key, specs.image.get(key))
         raise fail(
             "locked-memory-needs-page-size",
-            "hw:locked_memory",
-            "true",
+            key,
+            raw,
             "locking guest memory needs hw:mem_page_size (any size)",
         )
     return locked

@@ -14,6 +14,7 @@ from nova_slices.request.specs import as_int, fail
 
 
 def node_count(specs):
+    """(count or None, the key that gave it)."""
     flavor, image = specs.get("numa_nodes")
     if flavor and image:
         raise fail(
@@ -26,18 +27,22 @@ def node_count(specs):
         ("hw:numa_nodes", flavor) if flavor else ("hw_numa_nodes", image)
     )
     if value is None or value == "":
-        return None
-    return as_int(
+        return None, key
+    count = as_int(
         key,
         value,
         1,
         "numa-nodes-invalid",
         "a whole number of guest NUMA cells",
     )
+    return count, key
 
 
 def _map(specs, name, parse):
-    """The flavor's or the image's per-cell map, never both."""
+    """The flavor's or the image's per-cell map, never both.
+
+    Returns (map, key prefix such as "hw:numa_cpus" or "hw_numa_cpus").
+    """
     flavor = specs.indexed(name, "f")
     image = specs.indexed(name, "i")
     if flavor and image:
@@ -48,8 +53,9 @@ def _map(specs, name, parse):
             image[min(image)],
             f"the flavor sets hw:{name}.N; an image may not set it too",
         )
-    source, values = ("hw:", flavor) if flavor else ("hw_", image)
-    return {n: parse(f"{source}{name}.{n}", v) for n, v in values.items()}
+    source, values = ("hw_", image) if image else ("hw:", flavor)
+    parsed = {n: parse(f"{source}{name}.{n}", v) for n, v in values.items()}
+    return parsed, f"{source}{name}"
 
 
 def _cpus(key, value):
@@ -103,28 +109,39 @@ def _pins(specs):
     return image, "hw_numa_node"
 
 
-def guest_cells(specs, vcpus, memory_mb, dedicated, implied):
-    """The guest cells, or () when the guest has no NUMA topology."""
-    nodes = node_count(specs)
+def guest_cells(specs, vcpus, memory_mb, dedicated, implied, nodes):
+    """The guest cells, or () when the guest has no NUMA topology.
+
+    ``nodes`` is :func:`node_count`'s answer, read first as Nova does.
+    """
+    nodes, nodes_key = nodes
     pins, pin_key = _pins(specs)
+    cpu_map, cpu_key = _map(specs, "numa_cpus", _cpus)
+    mem_map, mem_key = _map(specs, "numa_mem", _mem)
+    # name a missing map after the source (flavor or image) of the other
+    if mem_map and not cpu_map:
+        cpu_key = mem_key[:3] + cpu_key[3:]
+    if cpu_map and not mem_map:
+        mem_key = cpu_key[:3] + mem_key[3:]
     if not (nodes or implied or pins):
-        cpu_map = _map(specs, "numa_cpus", _cpus)
-        mem_map = _map(specs, "numa_mem", _mem)
         if cpu_map or mem_map:
+            key, index = (
+                (cpu_key, min(cpu_map)) if cpu_map else (mem_key, min(mem_map))
+            )
             raise fail(
                 "numa-incomplete",
-                "hw:numa_nodes",
-                None,
+                f"{key}.{index}",
+                (cpu_map or mem_map)[index],
                 "hw:numa_cpus.N/hw:numa_mem.N need hw:numa_nodes",
             )
         return ()
     nodes = nodes or 1
-    cpu_map = _map(specs, "numa_cpus", _cpus)
-    mem_map = _map(specs, "numa_mem", _mem)
     if cpu_map or mem_map:
-        cells = _manual(nodes, vcpus, memory_mb, cpu_map, mem_map)
+        cells = _manual(
+            nodes, vcpus, memory_mb, (cpu_map, cpu_key), (mem_map, mem_key)
+        )
     else:
-        cells = _auto(nodes, vcpus, memory_mb)
+        cells = _auto(nodes, vcpus, memory_mb, nodes_key)
     for n, host in pins.items():
         if n >= nodes:
             raise fail(
@@ -151,11 +168,11 @@ def guest_cells(specs, vcpus, memory_mb, dedicated, implied):
     )
 
 
-def _auto(nodes, vcpus, memory_mb):
+def _auto(nodes, vcpus, memory_mb, nodes_key):
     if vcpus % nodes or memory_mb % nodes:
         raise fail(
             "numa-asymmetric",
-            "hw:numa_nodes",
+            nodes_key,
             nodes,
             f"{vcpus} vCPUs and {memory_mb} MB do not split evenly into "
             f"{nodes} cells; give hw:numa_cpus.N and hw:numa_mem.N for "
@@ -168,25 +185,29 @@ def _auto(nodes, vcpus, memory_mb):
     ]
 
 
-def _manual(nodes, vcpus, memory_mb, cpu_map, mem_map):
-    for name, mapping in (("hw:numa_cpus", cpu_map), ("hw:numa_mem", mem_map)):
+def _manual(nodes, vcpus, memory_mb, cpus, mems):
+    (cpu_map, cpu_key), (mem_map, mem_key) = cpus, mems
+    for key, mapping in ((cpu_key, cpu_map), (mem_key, mem_map)):
         extra = sorted(n for n in mapping if n >= nodes)
         if extra:
             raise fail(
                 "numa-index-out-of-range",
-                f"{name}.{extra[0]}",
-                None,
+                f"{key}.{extra[0]}",
+                mapping[extra[0]],
                 f"the guest has {nodes} NUMA cell(s) (0-{nodes - 1})",
             )
-        missing = sorted(set(range(nodes)) - set(mapping))
-        if missing:
+        if len(mapping) != nodes:
+            # every index is below ``nodes``, so one is missing; find the
+            # first without walking ``nodes`` (which may be huge)
+            missing = next(
+                i for i in range(len(mapping) + 1) if i not in mapping
+            )
             raise fail(
                 "numa-incomplete",
-                f"{name}.{missing[0]}",
+                f"{key}.{missing}",
                 None,
                 f"with {nodes} cell(s), hw:numa_cpus.N and hw:numa_mem.N "
-                "must both be given for every cell 0-"
-                f"{nodes - 1}",
+                f"must both be given for every cell 0-{nodes - 1}",
             )
     seen = set()
     for n in range(nodes):
@@ -194,7 +215,7 @@ def _manual(nodes, vcpus, memory_mb, cpu_map, mem_map):
             if cpu >= vcpus:
                 raise fail(
                     "numa-cpus-out-of-range",
-                    f"hw:numa_cpus.{n}",
+                    f"{cpu_key}.{n}",
                     cpu,
                     f"vCPU {cpu} does not exist; the flavor has vCPUs "
                     f"0-{vcpus - 1}",
@@ -202,7 +223,7 @@ def _manual(nodes, vcpus, memory_mb, cpu_map, mem_map):
             if cpu in seen:
                 raise fail(
                     "numa-cpus-duplicate",
-                    f"hw:numa_cpus.{n}",
+                    f"{cpu_key}.{n}",
                     cpu,
                     f"vCPU {cpu} is already in another cell; each vCPU "
                     "belongs to exactly one cell",
@@ -212,7 +233,7 @@ def _manual(nodes, vcpus, memory_mb, cpu_map, mem_map):
     if unassigned:
         raise fail(
             "numa-cpus-unassigned",
-            "hw:numa_cpus",
+            cpu_key,
             unassigned,
             f"vCPU(s) {unassigned} are in no cell; every vCPU must be "
             "assigned",
@@ -221,7 +242,7 @@ def _manual(nodes, vcpus, memory_mb, cpu_map, mem_map):
     if total != memory_mb:
         raise fail(
             "numa-mem-mismatch",
-            "hw:numa_mem",
+            mem_key,
             total,
             f"the cells add up to {total} MB but the flavor has "
             f"{memory_mb} MB",

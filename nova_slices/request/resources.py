@@ -11,7 +11,8 @@ import os_traits
 
 from nova_slices.request.specs import as_int, fail
 
-_SUFFIX = r"([1-9][0-9]*|_[A-Za-z0-9_-]{1,64})?"
+#: Nova's group suffix (nova/scheduler/utils.py XS_KEYPAT)
+_SUFFIX = r"([a-zA-Z0-9_-]{1,64})?"
 _RESOURCE_RE = re.compile(rf"^resources{_SUFFIX}:(.*)$")
 _TRAIT_RE = re.compile(rf"^trait{_SUFFIX}:(.*)$")
 _STANDARD_TRAITS = frozenset(os_traits.get_traits())
@@ -66,6 +67,17 @@ def resources_and_traits(specs):
                     "must be required or forbidden",
                 )
             traits[(suffix, trait)] = value
-    if "traits_required" in specs.image:
-        specs.used.add(("i", "traits_required"))
+    for key, value in specs.image.items():
+        match = _TRAIT_RE.match(key)
+        if match and not match.group(1):
+            # Nova reads image ``trait:NAME=required`` into traits_required
+            specs.used.add(("i", key))
+            if not _is_trait(match.group(2)) or value != "required":
+                raise fail(
+                    "trait-invalid",
+                    key,
+                    value,
+                    "an image may only require a standard or CUSTOM_ trait "
+                    "(trait:NAME=required)",
+                )
     return tuple(sorted(resources.items())), tuple(sorted(traits.items()))

@@ -15,11 +15,18 @@ from nova_slices.errors import RequestError
 
 #: Nova's limit on guest NUMA nodes (ImageMetaProps.NUMA_NODES_MAX)
 NUMA_NODES_MAX = 128
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def fail(code, key, value, message):
+    if not key:
+        text = message
+    elif value is None:
+        text = f"{key}: {message}"
+    else:
+        text = f"{key}={value!r}: {message}"
     return RequestError(
-        f"{key}={value!r}: {message}" if key else message,
+        text,
         code=f"request.{code}",
         key=key,
         value=value,
@@ -64,7 +71,7 @@ class Specs:
                 continue
             self.used.add((source, key))
             index = key[len(prefix) :]
-            if not index.isdigit() or int(index) >= NUMA_NODES_MAX:
+            if not _DIGITS.fullmatch(index) or int(index) >= NUMA_NODES_MAX:
                 raise fail(
                     "numa-index-invalid",
                     key,
@@ -82,8 +89,14 @@ class Specs:
 
 
 def as_int(key, value, minimum=None, code="int-invalid", what="an integer"):
-    text = str(value).strip()
-    if not re.fullmatch(r"[+-]?\d+", text):
+    """An integer written as Nova's ``is_int_like`` wants it: "2", "-1";
+    not "+2", " 2", "02" or other scripts' digits."""
+    text = str(value)
+    if (
+        isinstance(value, bool)
+        or not strutils.is_int_like(text)
+        or not _DIGITS.fullmatch(text.lstrip("-"))
+    ):
         raise fail(code, key, value, f"must be {what}")
     number = int(text)
     if minimum is not None and number < minimum:
