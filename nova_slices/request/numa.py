@@ -75,26 +75,19 @@ def _mem(key, value):
 
 
 def _pins(specs):
-    flavor = {
-        n: as_int(
-            f"hw:numa_node.{n}",
-            v,
-            0,
-            "numa-node-invalid",
-            "a host NUMA cell id (a non-negative integer)",
-        )
-        for n, v in specs.indexed("numa_node", "f").items()
-    }
-    image = {
-        n: as_int(
-            f"hw_numa_node.{n}",
-            v,
-            0,
-            "numa-node-invalid",
-            "a host NUMA cell id (a non-negative integer)",
-        )
-        for n, v in specs.indexed("numa_node", "i").items()
-    }
+    def read(source, prefix):
+        return {
+            n: as_int(
+                f"{prefix}.{n}",
+                v,
+                0,
+                "numa-node-invalid",
+                "a host NUMA cell id (a non-negative integer)",
+            )
+            for n, v in specs.indexed("numa_node", source).items()
+        }
+
+    flavor, image = read("f", "hw:numa_node"), read("i", "hw_numa_node")
     if flavor:
         for n, host in image.items():
             if flavor.get(n) != host:
