@@ -7,9 +7,9 @@ Nothing here uses a global ConfigOpts: callers build one with
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from nova_slices.conf import compute, default, libvirt, placement
+from nova_slices.conf import compute, default, libvirt, pci, placement
 
-_MODULES = (default, compute, libvirt, placement)
+_MODULES = (default, compute, libvirt, pci, placement)
 
 
 def register_opts(conf):

@@ -1,11 +1,11 @@
 """Entry point for ``oslo-config-generator`` (namespace ``nova_slices``)."""
 
-from nova_slices.conf import compute, default, libvirt, placement
+from nova_slices.conf import compute, default, libvirt, pci, placement
 
 
 def list_opts():
     groups = {}
-    for module in (default, compute, libvirt, placement):
+    for module in (default, compute, libvirt, pci, placement):
         for group, opts in module.list_opts().items():
             groups.setdefault(group, []).extend(opts)
     return [(group, opts) for group, opts in groups.items()]

@@ -1,0 +1,26 @@
+"""``[pci]`` options, as nova.conf has them."""
+
+from oslo_config import cfg
+
+pci_group = cfg.OptGroup("pci", title="PCI passthrough options")
+
+pci_opts = [
+    cfg.MultiStrOpt(
+        "alias",
+        default=[],
+        help="A PCI alias, one JSON object per value, in Nova's format: "
+        '{"name": "a1", "vendor_id": "10de", "product_id": "20b5", '
+        '"device_type": "type-PCI", "numa_policy": "required"}. '
+        "numa_policy is one of required, legacy, preferred, socket; a "
+        "flavor's or image's hw:pci_numa_affinity_policy overrides it.",
+    ),
+]
+
+
+def register_opts(conf):
+    conf.register_group(cfg.OptGroup(pci_group.name, title=pci_group.title))
+    conf.register_opts(pci_opts, group=pci_group.name)
+
+
+def list_opts():
+    return {pci_group: pci_opts}

@@ -1,0 +1,1 @@
+"""Fitting guests onto host NUMA cells: pure functions over values."""

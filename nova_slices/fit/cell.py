@@ -1,0 +1,309 @@
+"""Can one guest cell go on one host cell, and how exactly?
+
+The per-cell half of Nova's ``_numa_fit_instance_cell``: memory from the
+right page pool, pinned vCPUs packed onto cores by thread policy, shared
+vCPUs on the shared CPUs.  Because every guest cell needs its own host
+cell, these answers are independent of each other; the search combines
+them.  A "no" is a list of reasons, each with the numbers behind it.
+"""
+
+import dataclasses
+
+from nova_slices.fit.model import CellPlacement, Reason
+from nova_slices.request.model import ANY, LARGE, SMALL
+
+
+@dataclasses.dataclass(frozen=True)
+class CellRequest:
+    """What a guest cell needs, independent of where it goes."""
+
+    id: int
+    memory_mb: int
+    pinned: tuple  # vCPUs pinned 1:1, sorted
+    shared: tuple  # vCPUs floating over shared CPUs, sorted
+    thread_policy: str | None
+    pagesize: object  # None, SMALL, LARGE, ANY or KiB
+    #: extra pCPUs to reserve with this cell (isolated emulator thread)
+    extra_pcpus: int = 0
+
+
+def cpu_pools(cell, restrictions):
+    """(dedicated, shared) CPUs of a host cell under the CPU sets."""
+    cpus = cell.cpu_ids
+    ded = restrictions.dedicated_cpus if restrictions else None
+    shared = restrictions.shared_cpus if restrictions else None
+    if ded is None and shared is None:
+        return cpus, cpus  # no sets configured: every CPU serves both
+    return (
+        cpus & ded if ded else frozenset(),
+        cpus & shared if shared else frozenset(),
+    )
+
+
+def _reason(code, message, cell, guest, requested=None, available=None):
+    return Reason(code, message, cell.id, guest.id, requested, available)
+
+
+def fit_cell(guest, cell, usage, restrictions):
+    """CellPlacement, or a list of Reasons why ``guest`` cannot go here."""
+    if not cell.cpus:
+        return [
+            _reason(
+                "numa.memory-only-cell",
+                f"host cell {cell.id} has memory but no CPUs; it never hosts "
+                "vCPUs",
+                cell,
+                guest,
+            )
+        ]
+    reasons = []
+    pinned_now = usage.pinned_cpus
+    memory = _memory(guest, cell, usage, restrictions, reasons)
+    dedicated, shared = cpu_pools(cell, restrictions)
+    reserved = emulator = frozenset()
+    pairs = ()
+    if guest.pinned or guest.extra_pcpus:
+        got = _pin(guest, cell, dedicated - pinned_now, reasons)
+        if got is not None:
+            pairs, reserved, emulator = got
+    if guest.shared and len(guest.shared) > len(shared):
+        reasons.append(
+            _reason(
+                "numa.not-enough-shared-cpus",
+                f"guest cell {guest.id} has {len(guest.shared)} shared "
+                "vCPU(s); "
+                f"host cell {cell.id} has {len(shared)} shared CPU(s)",
+                cell,
+                guest,
+                len(guest.shared),
+                len(shared),
+            )
+        )
+    if reasons:
+        return reasons
+    floating = frozenset()
+    if guest.shared:
+        floating = (
+            shared
+            - pinned_now
+            - frozenset(p for _, p in pairs)
+            - reserved
+            - emulator
+        ) or shared
+    return CellPlacement(
+        guest_cell=guest.id,
+        host_cell=cell.id,
+        cpu_pinning=pairs,
+        shared_cpus=floating,
+        reserved_cpus=reserved,
+        emulator_cpus=emulator,
+        memory_mb=guest.memory_mb,
+        pagesize_kb=memory,
+        shared_vcpus=len(guest.shared),
+    )
+
+
+# -- memory -------------------------------------------------------------
+
+
+def free_pages(cell, usage, restrictions, size_kb):
+    pool = cell.pool(size_kb)
+    if pool is None:
+        return 0
+    reserved = restrictions.reserved(cell.id, size_kb) if restrictions else 0
+    return pool.total - usage.pages_used(size_kb) - reserved
+
+
+def _memory(guest, cell, usage, restrictions, reasons):
+    """The page size the guest cell's memory comes from (None: small)."""
+    need_kb = guest.memory_mb * 1024
+    sizes = sorted(p.size_kb for p in cell.pages)
+    if guest.pagesize is None:
+        pinned = bool(guest.pinned)
+        if sizes:
+            small = sizes[0]
+            have = (
+                (
+                    free_pages(cell, usage, restrictions, small)
+                    if pinned
+                    else cell.pool(small).total
+                )
+                * small
+                // 1024
+            )
+        else:
+            have = cell.memory_mb - (usage.memory_mb if pinned else 0)
+        if guest.memory_mb > have:
+            reasons.append(
+                _reason(
+                    "numa.not-enough-memory",
+                    f"guest cell {guest.id} needs {guest.memory_mb} MB; host "
+                    f"cell {cell.id} has {have} MB"
+                    + (" free" if pinned else ""),
+                    cell,
+                    guest,
+                    guest.memory_mb,
+                    have,
+                )
+            )
+        return None
+    if guest.pagesize == SMALL:
+        candidates = sizes[:1]
+    elif guest.pagesize == LARGE:
+        candidates = sorted(sizes[1:], reverse=True)
+    elif guest.pagesize == ANY:
+        candidates = sorted(sizes, reverse=True)
+    else:
+        candidates = [guest.pagesize] if guest.pagesize in sizes else []
+    if not candidates:
+        reasons.append(
+            _reason(
+                "numa.no-page-size",
+                f"host cell {cell.id} has no pool of {guest.pagesize} pages "
+                f"(pools: {sizes} KiB)",
+                cell,
+                guest,
+                guest.pagesize,
+                sizes,
+            )
+        )
+        return None
+    best = None
+    for size in candidates:
+        if need_kb % size:
+            continue
+        free = free_pages(cell, usage, restrictions, size)
+        if need_kb // size <= free:
+            return size
+        if best is None:
+            best = (size, need_kb // size, free)
+    if best is None:
+        reasons.append(
+            _reason(
+                "numa.page-size-misaligned",
+                f"guest cell {guest.id}'s {guest.memory_mb} MB is not a "
+                f"multiple of the page sizes {candidates} KiB",
+                cell,
+                guest,
+                guest.memory_mb,
+                candidates,
+            )
+        )
+    else:
+        size, need, free = best
+        reasons.append(
+            _reason(
+                "numa.not-enough-pages",
+                f"guest cell {guest.id} needs {need} pages of {size} KiB; "
+                "host "
+                f"cell {cell.id} has {free} free",
+                cell,
+                guest,
+                need,
+                free,
+            )
+        )
+    return None
+
+
+# -- pinned CPUs ----------------------------------------------------------
+
+
+def _cores(cell, avail):
+    """Free threads per core of the cell: [(core threads, free threads)]."""
+    seen, cores = set(), []
+    for cpu in cell.cpus:
+        group = frozenset(cpu.siblings or {cpu.id}) & cell.cpu_ids
+        if group in seen:
+            continue
+        seen.add(group)
+        cores.append((group, group & avail))
+    return cores
+
+
+def _pin(guest, cell, avail, reasons):
+    """((vCPU, pCPU) pairs, reserved, emulator) or None with a reason."""
+    need = len(guest.pinned) + guest.extra_pcpus
+    policy = guest.thread_policy
+    cores = _cores(cell, avail)
+    if len(avail) < need:
+        reasons.append(
+            _reason(
+                "numa.not-enough-pcpus",
+                f"guest cell {guest.id} needs {need} dedicated CPU(s); host "
+                f"cell {cell.id} has {len(avail)} free",
+                cell,
+                guest,
+                need,
+                len(avail),
+            )
+        )
+        return None
+    reserved = frozenset()
+    if policy == "isolate":
+        whole = sorted(
+            (c for c, free in cores if c == free), key=lambda c: min(c)
+        )
+        if len(whole) < need:
+            reasons.append(
+                _reason(
+                    "numa.not-enough-free-cores",
+                    f"hw:cpu_thread_policy=isolate needs {need} whole free "
+                    f"core(s) on host cell {cell.id}; it has {len(whole)}",
+                    cell,
+                    guest,
+                    need,
+                    len(whole),
+                )
+            )
+            return None
+        chosen_cores = whole[:need]
+        taken = [min(c) for c in chosen_cores]
+        reserved = frozenset().union(*chosen_cores) - set(taken)
+    elif policy == "require":
+        threads = max((len(c) for c, _ in cores), default=1)
+        if threads < 2:
+            reasons.append(
+                _reason(
+                    "numa.thread-policy-require-no-smt",
+                    f"hw:cpu_thread_policy=require needs SMT; host cell "
+                    f"{cell.id} has one thread per core",
+                    cell,
+                    guest,
+                )
+            )
+            return None
+        whole = sorted(
+            (c for c, free in cores if c == free and len(c) >= 2),
+            key=lambda c: min(c),
+        )
+        wanted = -(-need // threads)
+        if len(whole) < wanted:
+            reasons.append(
+                _reason(
+                    "numa.not-enough-free-cores",
+                    f"hw:cpu_thread_policy=require needs {wanted} whole free "
+                    f"core(s) on host cell {cell.id}; it has {len(whole)}",
+                    cell,
+                    guest,
+                    wanted,
+                    len(whole),
+                )
+            )
+            return None
+        taken = [t for c in whole[:wanted] for t in sorted(c)][:need]
+    else:  # prefer, or nothing: pack threads of the freest cores first
+        ordered = sorted(
+            (free for _, free in cores if free),
+            key=lambda f: (-len(f), min(f)),
+        )
+        taken = [t for free in ordered for t in sorted(free)][:need]
+    vcpu_cpus, emulator = (
+        taken[: len(guest.pinned)],
+        taken[len(guest.pinned) :],
+    )
+    return (
+        tuple(zip(guest.pinned, vcpu_cpus, strict=True)),
+        reserved,
+        frozenset(emulator),
+    )

@@ -1,0 +1,182 @@
+"""Claiming and releasing placements on a usage value, never oversold.
+
+A claim adds a placement's pinned (and reserved, and emulator) CPUs,
+shared vCPUs, memory, pages and devices to the usage; it refuses a CPU
+already pinned, more pages than the pool holds (minus the host's
+reservation), and a device already in use.  Release is the exact
+inverse and refuses to release what is not held.  Usage can be rebuilt
+from the placements of the guests that exist.
+"""
+
+from nova_slices.errors import NovaSlicesError
+from nova_slices.fit.model import CellUsage, Usage
+
+
+class ClaimError(NovaSlicesError):
+    exit_status = 1
+    code = "claim.refused"
+
+
+def _pool_for(cell, placement):
+    if placement.pagesize_kb is not None:
+        return placement.pagesize_kb
+    sizes = sorted(p.size_kb for p in cell.pages)
+    return sizes[0] if sizes else None
+
+
+def _cpus_of(cp):
+    return (
+        frozenset(p for _, p in cp.cpu_pinning)
+        | cp.reserved_cpus
+        | cp.emulator_cpus
+    )
+
+
+def _apply(topology, usage, placement, sign, restrictions=None):
+    cells = dict(usage.cells)
+    for cp in placement.cells:
+        cell = topology.cell(cp.host_cell)
+        if cell is None:
+            raise ClaimError(
+                f"host cell {cp.host_cell} does not exist",
+                code="claim.unknown-cell",
+                value=cp.host_cell,
+            )
+        u = cells.get(cp.host_cell, CellUsage())
+        cpus = _cpus_of(cp)
+        if sign > 0 and cpus & u.pinned_cpus:
+            raise ClaimError(
+                f"host CPU(s) {sorted(cpus & u.pinned_cpus)} of cell "
+                f"{cell.id} are already pinned",
+                code="claim.cpu-in-use",
+                value=sorted(cpus & u.pinned_cpus),
+            )
+        if sign < 0 and not cpus <= u.pinned_cpus:
+            raise ClaimError(
+                f"host CPU(s) {sorted(cpus - u.pinned_cpus)} of cell "
+                f"{cell.id} are not pinned; nothing to release",
+                code="claim.not-held",
+                value=sorted(cpus - u.pinned_cpus),
+            )
+        pages = dict(u.pages)
+        size = _pool_for(cell, cp)
+        if size is not None:
+            count = cp.memory_mb * 1024 // size
+            pages[size] = pages.get(size, 0) + sign * count
+            pool = cell.pool(size)
+            reserved = (
+                restrictions.reserved(cell.id, size) if restrictions else 0
+            )
+            strict = cp.pagesize_kb is not None or cp.cpu_pinning
+            if (
+                sign > 0
+                and strict
+                and pool is not None
+                and pages[size] > pool.total - reserved
+            ):
+                raise ClaimError(
+                    f"cell {cell.id} has {pool.total - reserved} pages of "
+                    f"{size} KiB for guests; claiming {count} more would "
+                    f"use {pages[size]}",
+                    code="claim.not-enough-pages",
+                    value=pages[size],
+                )
+            if pages[size] < 0:
+                raise ClaimError(
+                    f"cell {cell.id}: releasing {count} pages of {size} KiB "
+                    "that are not used",
+                    code="claim.not-held",
+                    value=count,
+                )
+        memory = u.memory_mb + sign * cp.memory_mb
+        cpu_usage = u.cpu_usage + sign * cp.shared_vcpus
+        if memory < 0 or cpu_usage < 0:
+            raise ClaimError(
+                f"cell {cell.id}: releasing more than is used",
+                code="claim.not-held",
+            )
+        pinned = u.pinned_cpus | cpus if sign > 0 else u.pinned_cpus - cpus
+        cells[cp.host_cell] = CellUsage(
+            frozenset(pinned),
+            cpu_usage,
+            memory,
+            tuple(sorted((s, n) for s, n in pages.items() if n)),
+        )
+    devices = set(usage.pci_devices_in_use)
+    wanted = set(placement.pci_devices)
+    if sign > 0:
+        if wanted & devices:
+            raise ClaimError(
+                f"PCI device(s) {sorted(wanted & devices)} already in use",
+                code="claim.device-in-use",
+                value=sorted(wanted & devices),
+            )
+        devices |= wanted
+    else:
+        if not wanted <= devices:
+            raise ClaimError(
+                f"PCI device(s) {sorted(wanted - devices)} are not in use",
+                code="claim.not-held",
+                value=sorted(wanted - devices),
+            )
+        devices -= wanted
+    return Usage(tuple(sorted(cells.items())), frozenset(devices))
+
+
+def claim(topology, usage, placement, restrictions=None):
+    return _apply(topology, usage, placement, +1, restrictions)
+
+
+def release(topology, usage, placement):
+    return _apply(topology, usage, placement, -1)
+
+
+def rebuild(topology, placements, restrictions=None):
+    usage = Usage()
+    for placement in placements:
+        usage = claim(topology, usage, placement, restrictions)
+    return usage
+
+
+def usage_from_dict(data):
+    """The usage file format of DESIGN.md section 5."""
+    from nova_slices.errors import RequestError
+
+    def bad(why):
+        return RequestError(
+            f"usage file: {why}", code="usage.invalid", key="usage"
+        )
+
+    if not isinstance(data, dict):
+        raise bad("expected an object with 'cells'")
+    cells = []
+    for key, raw in (data.get("cells") or {}).items():
+        if not str(key).isdigit() or not isinstance(raw, dict):
+            raise bad(f"cell {key!r} must be a cell id with an object")
+        try:
+            pages = tuple(
+                sorted(
+                    (int(s), int(n))
+                    for s, n in (raw.get("pages") or {}).items()
+                )
+            )
+            cells.append(
+                (
+                    int(key),
+                    CellUsage(
+                        frozenset(int(c) for c in raw.get("pinned_cpus", [])),
+                        int(raw.get("cpu_usage", 0)),
+                        int(raw.get("memory_mb", 0)),
+                        pages,
+                    ),
+                )
+            )
+        except (TypeError, ValueError) as exc:
+            raise bad(f"cell {key}: {exc}") from None
+    in_use = data.get("pci_devices_in_use") or []
+    if not isinstance(in_use, list):
+        raise bad("pci_devices_in_use must be a list of addresses")
+    return Usage(tuple(sorted(cells)), frozenset(map(str, in_use)))
+
+
+__all__ = ["ClaimError", "claim", "release", "rebuild", "usage_from_dict"]

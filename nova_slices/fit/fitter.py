@@ -1,0 +1,266 @@
+"""Fit a guest request onto a host: a Placement, or every reason why not.
+
+Pure: host topology + restrictions + usage + request + PCI devices in,
+a value out.  No libvirt, no I/O, deterministic.
+"""
+
+from nova_slices.fit import pci
+from nova_slices.fit.cell import CellRequest, cpu_pools, fit_cell
+from nova_slices.fit.model import Placement, Reason, Rejection, Usage
+from nova_slices.fit.search import has_matching, search
+from nova_slices.host.devices import HostDevices
+
+
+def cell_requests(request):
+    """One CellRequest per guest cell (the emulator pCPU goes with 0)."""
+    out = []
+    for cell in request.cells:
+        extra = (
+            1
+            if (request.emulator_threads_policy == "isolate" and cell.id == 0)
+            else 0
+        )
+        out.append(
+            CellRequest(
+                id=cell.id,
+                memory_mb=cell.memory_mb,
+                pinned=tuple(sorted(cell.pcpus)),
+                shared=tuple(sorted(cell.cpus - cell.pcpus)),
+                thread_policy=request.cpu_thread_policy,
+                pagesize=request.pagesize,
+                extra_pcpus=extra,
+            )
+        )
+    return out
+
+
+def _order(topology, usage, restrictions, pinned, pack, pci_cells):
+    """Host cells in strategy order (Nova's spread, or pack)."""
+
+    def key(cell):
+        u = usage.cell(cell.id)
+        dedicated, _ = cpu_pools(cell, restrictions)
+        free_cpus = len(dedicated - u.pinned_cpus) if pinned else -u.cpu_usage
+        free_mem = cell.memory_mb - u.memory_mb
+        room = (free_cpus, free_mem)
+        if pack:
+            room = tuple(-x for x in room)
+        return (-pci_cells.get(cell.id, 0), tuple(-x for x in room), cell.id)
+
+    return [c.id for c in sorted(topology.cells, key=key)]
+
+
+def fit(
+    topology,
+    request,
+    usage=None,
+    restrictions=None,
+    devices=None,
+    aliases=None,
+    pack=False,
+):
+    """Placement or Rejection for ``request`` on ``topology``."""
+    usage = usage or Usage()
+    devices = devices or HostDevices()
+    requests = pci.build_requests(request, aliases or {})
+    free = pci.available_devices(devices, usage.pci_devices_in_use)
+    if not request.cells:
+        chosen = (
+            pci.choose_devices(requests, free, set(), topology, strict=False)
+            if requests
+            else ()
+        )
+        if chosen is None:
+            return Rejection(tuple(_pci_reasons(requests, free, (), topology)))
+        return Placement((), chosen)
+    guests = cell_requests(request)
+    host_ids = [c.id for c in topology.cells]
+    reasons = []
+    pins = {
+        c.id: c.host_cell for c in request.cells if c.host_cell is not None
+    }
+    for g, host in pins.items():
+        if host not in host_ids:
+            reasons.append(
+                Reason(
+                    "numa.pinned-cell-missing",
+                    f"hw:numa_node.{g}={host}: this host has no NUMA cell "
+                    f"{host}; its cells are {host_ids}",
+                    host,
+                    g,
+                )
+            )
+    pci_cells = {}
+    for d in free:
+        if any(r.matches(d) for r in requests) and d.numa_node is not None:
+            pci_cells[d.numa_node] = pci_cells.get(d.numa_node, 0) + 1
+    order = _order(
+        topology,
+        usage,
+        restrictions,
+        any(g.pinned for g in guests),
+        pack,
+        pci_cells,
+    )
+    results = {}
+    candidates = []
+    for g in guests:
+        allowed = [pins[g.id]] if g.id in pins else order
+        cands = []
+        for h in order:
+            if h not in allowed:
+                continue
+            got = fit_cell(g, topology.cell(h), usage.cell(h), restrictions)
+            results[(g.id, h)] = got
+            if isinstance(got, list):
+                if g.id not in pins or h == pins[g.id]:
+                    reasons.extend(got)
+            else:
+                cands.append(h)
+        candidates.append(cands)
+    if (
+        reasons
+        and any(not c for c in candidates)
+        or any(r.code == "numa.pinned-cell-missing" for r in reasons)
+    ):
+        return Rejection(tuple(_relevant(reasons, candidates, guests)))
+
+    def set_ok(cells):
+        return pci.pci_choice(requests, free, cells, topology) is not None
+
+    def equivalent(a, b):
+        if a in pins.values() or b in pins.values():
+            return False
+        ca, cb = topology.cell(a), topology.cell(b)
+        return (
+            _signature(guests, results, a) == _signature(guests, results, b)
+            and _pci_signature(requests, free, a)
+            == _pci_signature(requests, free, b)
+            and (
+                ca.socket == cb.socket
+                or not any(r.policy == "socket" for r in requests)
+            )
+        )
+
+    chosen = search(candidates, set_ok if requests else None, equivalent)
+    if chosen is None:
+        return Rejection(
+            tuple(
+                _why_not(guests, candidates, reasons, requests, free, topology)
+            )
+        )
+    cells = tuple(
+        results[(g.id, h)] for g, h in zip(guests, chosen, strict=True)
+    )
+    devices_chosen = (
+        pci.pci_choice(requests, free, frozenset(chosen), topology)
+        if requests
+        else ()
+    )
+    return Placement(cells, devices_chosen)
+
+
+def _signature(guests, results, h):
+    """How a host cell answers each guest cell: fits or not, and how."""
+    sig = []
+    for g in guests:
+        got = results.get((g.id, h))
+        if got is None or isinstance(got, list):
+            sig.append(None)
+        else:
+            sig.append((len(got.cpu_pinning), got.pagesize_kb))
+    return tuple(sig)
+
+
+def _pci_signature(requests, free, h):
+    return tuple(
+        sorted(
+            (d.vendor_id, d.product_id, d.dev_type)
+            for d in free
+            if d.numa_node == h and any(r.matches(d) for r in requests)
+        )
+    )
+
+
+def _relevant(reasons, candidates, guests):
+    """Keep reasons of guest cells that fit nowhere, or pin problems."""
+    stuck = {g.id for g, c in zip(guests, candidates, strict=True) if not c}
+    return [
+        r
+        for r in reasons
+        if r.guest_cell in stuck or r.code == "numa.pinned-cell-missing"
+    ]
+
+
+def _why_not(guests, candidates, reasons, requests, free, topology):
+    if any(not c for c in candidates):
+        return _relevant(reasons, candidates, guests)
+    if not has_matching(candidates):
+        cells = sorted(set().union(*candidates))
+        return [
+            Reason(
+                "numa.not-enough-distinct-cells",
+                f"the guest's {len(guests)} cells need {len(guests)} distinct "
+                f"host cells; together they fit only on {cells}",
+                requested=len(guests),
+                available=len(cells),
+            )
+        ]
+    possible = frozenset().union(*map(frozenset, candidates))
+    return list(_pci_reasons(requests, free, possible, topology)) or [
+        Reason(
+            "pci.no-combination",
+            "no choice of host cells satisfies every PCI request at "
+            "once with the guest's CPU and memory needs",
+        )
+    ]
+
+
+def _pci_reasons(requests, free, cells, topology):
+    sockets = {topology.socket_of_cell(c) for c in cells} - {None}
+    for r in requests:
+        matching = [d for d in free if r.matches(d)]
+        if len(matching) < r.count:
+            yield Reason(
+                "pci.not-enough-devices",
+                f"alias {r.alias} wants {r.count} device(s); the host has "
+                f"{len(matching)} free",
+                requested=r.count,
+                available=len(matching),
+            )
+            continue
+        if not cells:
+            continue
+        ok = [
+            d
+            for d in matching
+            if pci.qualifies(
+                d,
+                "required" if r.policy == "preferred" else r.policy,
+                cells,
+                sockets,
+            )
+        ]
+        if r.policy == "preferred" or len(ok) >= r.count:
+            continue
+        where = sorted({str(d.numa_node) for d in matching})
+        if r.policy == "socket":
+            yield Reason(
+                "pci.no-device-on-socket",
+                f"alias {r.alias} (numa policy socket) wants {r.count} "
+                f"device(s) on the socket of the guest's cells (sockets "
+                f"{sorted(sockets)}); free matching devices are on cells "
+                f"{where}",
+                requested=r.count,
+                available=len(ok),
+            )
+        else:
+            yield Reason(
+                "pci.no-device-on-cell",
+                f"alias {r.alias} (numa policy {r.policy}) wants {r.count} "
+                f"device(s) on the guest's host cells (possible: "
+                f"{sorted(cells)}); free matching devices are on cells "
+                f"{where}",
+                requested=r.count,
+                available=len(ok),
+            )

@@ -1,0 +1,210 @@
+"""PCI requests and their NUMA affinity, as constraints on host cells.
+
+A request (from ``pci_passthrough:alias`` through ``[pci] alias``) wants
+``count`` devices matching the alias.  Which devices qualify depends on
+the host cells the guest ends up on, by policy:
+
+``required``  the device's cell is one of the guest's host cells;
+``legacy``    as required, or the device has no NUMA information;
+``socket``    the device's socket is the socket of one of the guest's
+              host cells (a device with unknown socket never qualifies);
+``preferred`` any device, those on the guest's cells first.
+
+Given a set of host cells, :func:`choose_devices` answers whether every
+request can get distinct devices, and which ones: a small bipartite
+matching.  The check is monotone in the set of cells, which the search
+uses to prune.
+"""
+
+import dataclasses
+import json
+
+from nova_slices.errors import ConfigError, RequestError
+from nova_slices.host.devices import TYPE_PF, TYPE_VF
+
+POLICIES = ("required", "legacy", "preferred", "socket")
+_ALIAS_KEYS = ("name", "vendor_id", "product_id", "device_type", "numa_policy")
+
+
+@dataclasses.dataclass(frozen=True)
+class PciAliasSpec:
+    name: str
+    vendor_id: str | None
+    product_id: str | None
+    device_type: str | None
+    numa_policy: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class PciRequest:
+    alias: str
+    count: int
+    spec: PciAliasSpec
+    policy: str
+
+    def matches(self, device):
+        s = self.spec
+        return (
+            (s.vendor_id is None or device.vendor_id == s.vendor_id)
+            and (s.product_id is None or device.product_id == s.product_id)
+            and (s.device_type is None or device.dev_type == s.device_type)
+        )
+
+
+def parse_aliases(values):
+    """``[pci] alias`` values -> {name: PciAliasSpec}."""
+    out = {}
+    for raw in values:
+        key = "[pci] alias"
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{key} = {raw!r}: not JSON ({exc})",
+                code="config.pci-alias-invalid",
+                key=key,
+                value=raw,
+            ) from None
+        if not isinstance(data, dict) or not data.get("name"):
+            raise ConfigError(
+                f"{key} = {raw!r}: a JSON object with a name",
+                code="config.pci-alias-invalid",
+                key=key,
+                value=raw,
+            )
+        unknown = sorted(set(data) - set(_ALIAS_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{key} = {raw!r}: unknown key(s) {unknown}; valid: "
+                f"{', '.join(_ALIAS_KEYS)}",
+                code="config.pci-alias-invalid",
+                key=key,
+                value=raw,
+            )
+        policy = data.get("numa_policy")
+        if policy is not None and policy not in POLICIES:
+            raise ConfigError(
+                f"{key} = {raw!r}: numa_policy {policy!r} must be one of "
+                f"{', '.join(POLICIES)}",
+                code="config.pci-alias-invalid",
+                key=key,
+                value=raw,
+            )
+        spec = PciAliasSpec(
+            data["name"],
+            _hex(data.get("vendor_id")),
+            _hex(data.get("product_id")),
+            data.get("device_type"),
+            policy,
+        )
+        if spec.name in out and out[spec.name] != spec:
+            raise ConfigError(
+                f"{key}: alias {spec.name!r} is defined twice, differently",
+                code="config.pci-alias-invalid",
+                key=key,
+                value=raw,
+            )
+        out[spec.name] = spec
+    return out
+
+
+def _hex(value):
+    return None if value is None else str(value).lower().removeprefix("0x")
+
+
+def build_requests(request, aliases):
+    """The guest's PciRequests; its PCI policy overrides the alias's."""
+    out = []
+    for alias in request.pci_aliases:
+        spec = aliases.get(alias.name)
+        if spec is None:
+            raise RequestError(
+                f"pci_passthrough:alias names {alias.name!r}, which no "
+                f"[pci] alias defines; defined: {', '.join(sorted(aliases))}"
+                " or none",
+                code="request.pci-alias-unknown",
+                key="pci_passthrough:alias",
+                value=alias.name,
+            )
+        policy = (
+            request.pci_numa_affinity_policy or spec.numa_policy or "legacy"
+        )
+        out.append(PciRequest(alias.name, alias.count, spec, policy))
+    return tuple(out)
+
+
+def available_devices(devices, in_use):
+    """Devices free to assign: not in use, nor tied to one that is.
+
+    A PF whose VF is in use cannot be given away whole, and neither can a
+    VF whose PF is.
+    """
+    by_address = devices.by_address()
+    busy = set(in_use)
+    for address in in_use:
+        d = by_address.get(address)
+        if d is None:
+            continue
+        if d.dev_type == TYPE_VF and d.parent_address:
+            busy.add(d.parent_address)
+        if d.dev_type == TYPE_PF:
+            busy.update(d.vf_addresses)
+    return tuple(d for d in devices.pci if d.address not in busy)
+
+
+def qualifies(device, policy, cells, sockets):
+    if policy == "required":
+        return device.numa_node in cells
+    if policy == "legacy":
+        return device.numa_node is None or device.numa_node in cells
+    if policy == "socket":
+        return device.socket is not None and device.socket in sockets
+    return True
+
+
+def choose_devices(requests, devices, cells, topology, strict=True):
+    """Addresses for every request given host ``cells``, or None.
+
+    ``strict`` applies ``preferred`` as ``required`` (the first try).
+    """
+    sockets = {topology.socket_of_cell(c) for c in cells} - {None}
+    slots = []
+    for i, r in enumerate(requests):
+        policy = (
+            "required" if (strict and r.policy == "preferred") else r.policy
+        )
+        options = [
+            d.address
+            for d in devices
+            if r.matches(d) and qualifies(d, policy, cells, sockets)
+        ]
+        slots.extend([(i, options)] * r.count)
+    owner = {}
+
+    def augment(slot, seen):
+        for address in slots[slot][1]:
+            if address in seen:
+                continue
+            seen.add(address)
+            if address not in owner or augment(owner[address], seen):
+                owner[address] = slot
+                return True
+        return False
+
+    for slot in range(len(slots)):
+        if not augment(slot, set()):
+            return None
+    chosen = sorted(owner, key=lambda a: owner[a])
+    return tuple(chosen)
+
+
+def pci_choice(requests, devices, cells, topology):
+    """Devices for the guest on ``cells``: honour ``preferred`` if we can."""
+    if not requests:
+        return ()
+    chosen = choose_devices(requests, devices, cells, topology, strict=True)
+    if chosen is None and any(r.policy == "preferred" for r in requests):
+        chosen = choose_devices(
+            requests, devices, cells, topology, strict=False
+        )
+    return chosen
