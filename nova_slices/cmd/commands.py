@@ -1,5 +1,6 @@
 """The subcommands: each takes parsed args and a Runtime, returns status."""
 
+import json
 import uuid as uuidlib
 
 from nova_slices.cmd.output import emit_errors, emit_json, table
@@ -64,19 +65,7 @@ def _read(path, what):
 
 def topology(args, rt):
     """The host model: JSON contract, a readable tree, or a picture."""
-    if args.capabilities_xml:
-        topo = parse_capabilities(
-            _read(args.capabilities_xml, "--capabilities-xml")
-        )
-        docs = []
-        for path in args.nodedev_xml:
-            docs += split_node_file(_read(path, "--nodedev-xml"))
-        devices = parse_node_devices(docs, topo)
-        restrictions = None
-    else:
-        topo = rt.host.topology()
-        devices = rt.host.devices()
-        restrictions = load_restrictions(rt.conf, topo)
+    topo, devices, restrictions = _host_inputs(args, rt)
     if args.format == "json":
         emit_json(topology_to_dict(topo, devices, restrictions))
     elif args.format == "svg":
@@ -86,6 +75,90 @@ def topology(args, rt):
     else:
         print(render_text(topo, devices, restrictions))
     return 0
+
+
+def _host_inputs(args, rt):
+    """Topology, devices and restrictions: a file's, or the host's."""
+    if args.capabilities_xml:
+        topo = parse_capabilities(
+            _read(args.capabilities_xml, "--capabilities-xml")
+        )
+        docs = []
+        for path in args.nodedev_xml:
+            docs += split_node_file(_read(path, "--nodedev-xml"))
+        return topo, parse_node_devices(docs, topo), None
+    topo = rt.host.topology()
+    return topo, rt.host.devices(), load_restrictions(rt.conf, topo)
+
+
+def fit(args, rt):
+    """Fit a flavor (and image) on the host with the given usage."""
+    from nova_slices.fit import claims
+    from nova_slices.fit.fitter import fit as fit_guest
+    from nova_slices.fit.pci import parse_aliases
+    from nova_slices.request.build import build_request
+
+    req = build_request(
+        args.vcpus,
+        args.memory_mb,
+        dict(args.extra_spec),
+        dict(args.image_property),
+    )
+    topo, devices, restrictions = _host_inputs(args, rt)
+    usage = None
+    if args.usage_json:
+        try:
+            data = json.loads(_read(args.usage_json, "--usage-json"))
+        except ValueError as exc:
+            raise HostError(
+                f"--usage-json {args.usage_json}: not JSON ({exc})",
+                code="usage.invalid",
+                key="--usage-json",
+                value=args.usage_json,
+            ) from None
+        usage = claims.usage_from_dict(data)
+    result = fit_guest(
+        topo,
+        req,
+        usage,
+        restrictions,
+        devices,
+        parse_aliases(rt.conf.pci.alias),
+        pack=rt.conf.compute.packing_host_numa_cells_allocation_strategy,
+    )
+    fits = result.to_dict()["fits"]
+    if args.format == "json":
+        emit_json(result.to_dict())
+    else:
+        print(render_fit(result))
+    return 0 if fits else 1
+
+
+def render_fit(result):
+    data = result.to_dict()
+    if not data["fits"]:
+        lines = ["no fit:"]
+        for r in data["reasons"]:
+            lines.append(f"  [{r['code']}] {r['message']}")
+        return "\n".join(lines)
+    lines = ["fits:"]
+    for c in data["cells"]:
+        pins = ", ".join(f"{v}->{p}" for v, p in c["cpu_pinning"].items())
+        extra = ""
+        if c["emulator_cpus"]:
+            extra += f", emulator on {c['emulator_cpus']}"
+        if c["shared_cpus"]:
+            extra += f", shared vCPUs on {format_cpuset(c['shared_cpus'])}"
+        page = f", {c['pagesize_kb']} KiB pages" if c["pagesize_kb"] else ""
+        lines.append(
+            f"  guest cell {c['guest_cell']} -> host cell {c['host_cell']}"
+            f": {c['memory_mb']} MB{page}"
+            + (f", pinned {pins}" if pins else "")
+            + extra
+        )
+    if data["pci_devices"]:
+        lines.append("  PCI devices: " + ", ".join(data["pci_devices"]))
+    return "\n".join(lines)
 
 
 def request(args, rt):

@@ -57,6 +57,23 @@ def add_request_args(p):
     )
 
 
+def _add_host_file_args(p):
+    p.add_argument(
+        "--capabilities-xml",
+        metavar="FILE",
+        help="read this capabilities file instead of the configured host "
+        "(the host's [compute] CPU sets then do not apply)",
+    )
+    p.add_argument(
+        "--nodedev-xml",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --capabilities-xml: node device XML (a <device>, or a "
+        "test-driver <node> file); repeatable",
+    )
+
+
 def _add_format(p):
     p.add_argument(
         "--format",
@@ -106,19 +123,7 @@ def build_parser():
         "topology",
         help="the host's NUMA cells, CPUs, memory, page pools and devices",
     )
-    p.add_argument(
-        "--capabilities-xml",
-        metavar="FILE",
-        help="read this capabilities file instead of the configured host",
-    )
-    p.add_argument(
-        "--nodedev-xml",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="with --capabilities-xml: node device XML (a <device>, or a "
-        "test-driver <node> file); repeatable",
-    )
+    _add_host_file_args(p)
     p.add_argument("--format", choices=("text", "json", "svg"), default="text")
     p.set_defaults(func=commands.topology)
 
@@ -130,6 +135,23 @@ def build_parser():
     add_request_args(p)
     _add_format(p)
     p.set_defaults(func=commands.request)
+
+    p = sub.add_parser(
+        "fit",
+        help="fit a flavor (and image) onto the host's NUMA cells, or say "
+        "why it does not fit (exit 1)",
+    )
+    add_request_args(p)
+    _add_host_file_args(p)
+    p.add_argument(
+        "--usage-json",
+        metavar="FILE",
+        help='what is already used: {"cells": {"3": {"pinned_cpus": [24], '
+        '"cpu_usage": 0, "memory_mb": 4096, "pages": {"2048": 1024}}}, '
+        '"pci_devices_in_use": ["0000:3b:00.0"]}',
+    )
+    _add_format(p)
+    p.set_defaults(func=commands.fit)
 
     p = sub.add_parser(
         "sync", help="report this host's providers to Placement"

@@ -15,6 +15,12 @@ compute_opts = [
         help="Host CPUs for pinned (dedicated) guest vCPUs, as a CPU set "
         'string such as "4-12,^8,15". Must not overlap cpu_shared_set.',
     ),
+    cfg.BoolOpt(
+        "packing_host_numa_cells_allocation_strategy",
+        default=False,
+        help="Place guest cells on the most used host cells first (pack) "
+        "instead of the least used (spread, the default), as in Nova.",
+    ),
     cfg.StrOpt(
         "cpu_shared_set",
         help="Host CPUs for unpinned (shared) guest vCPUs and emulator "
