@@ -83,13 +83,23 @@ def fit_cell(guest, cell, usage, restrictions):
         return reasons
     floating = frozenset()
     if guest.shared:
-        floating = (
-            shared
-            - pinned_now
-            - frozenset(p for _, p in pairs)
-            - reserved
-            - emulator
-        ) or shared
+        # never over the guest's own pinned, reserved or emulator CPUs;
+        # avoid other guests' pinned CPUs when there is room
+        own = frozenset(p for _, p in pairs) | reserved | emulator
+        floating = (shared - own - pinned_now) or (shared - own)
+        if not floating:
+            return [
+                _reason(
+                    "numa.not-enough-shared-cpus",
+                    f"guest cell {guest.id}'s shared vCPUs have no CPU of "
+                    f"host cell {cell.id} left that its pinned vCPUs do not "
+                    "take",
+                    cell,
+                    guest,
+                    len(guest.shared),
+                    0,
+                )
+            ]
     return CellPlacement(
         guest_cell=guest.id,
         host_cell=cell.id,
@@ -111,7 +121,7 @@ def free_pages(cell, usage, restrictions, size_kb):
     if pool is None:
         return 0
     reserved = restrictions.reserved(cell.id, size_kb) if restrictions else 0
-    return pool.total - usage.pages_used(size_kb) - reserved
+    return max(0, pool.total - usage.pages_used(size_kb) - reserved)
 
 
 def _memory(guest, cell, usage, restrictions, reasons):
@@ -273,25 +283,26 @@ def _pin(guest, cell, avail, reasons):
                 )
             )
             return None
+        # whole free SMT cores, fullest first, then by lowest CPU id
         whole = sorted(
             (c for c, free in cores if c == free and len(c) >= 2),
-            key=lambda c: min(c),
+            key=lambda c: (-len(c), min(c)),
         )
-        wanted = -(-need // threads)
-        if len(whole) < wanted:
+        taken = [t for c in whole for t in sorted(c)][:need]
+        if len(taken) < need:
             reasons.append(
                 _reason(
                     "numa.not-enough-free-cores",
-                    f"hw:cpu_thread_policy=require needs {wanted} whole free "
-                    f"core(s) on host cell {cell.id}; it has {len(whole)}",
+                    f"hw:cpu_thread_policy=require needs {need} thread(s) "
+                    f"on whole free SMT cores of host cell {cell.id}; they "
+                    f"hold {len(taken)}",
                     cell,
                     guest,
-                    wanted,
-                    len(whole),
+                    need,
+                    len(taken),
                 )
             )
             return None
-        taken = [t for c in whole[:wanted] for t in sorted(c)][:need]
     else:  # prefer, or nothing: pack threads of the freest cores first
         ordered = sorted(
             (free for _, free in cores if free),

@@ -120,6 +120,8 @@ def _apply(topology, usage, placement, sign, restrictions=None):
                 value=sorted(wanted - devices),
             )
         devices -= wanted
+    # a cell back to nothing is no cell at all: release inverts claim
+    cells = {c: u for c, u in cells.items() if u != CellUsage()}
     return Usage(tuple(sorted(cells.items())), frozenset(devices))
 
 

@@ -65,11 +65,8 @@ def fit(
     requests = pci.build_requests(request, aliases or {})
     free = pci.available_devices(devices, usage.pci_devices_in_use)
     if not request.cells:
-        chosen = (
-            pci.choose_devices(requests, free, set(), topology, strict=False)
-            if requests
-            else ()
-        )
+        # no guest NUMA topology: PCI affinity does not apply (Nova)
+        chosen = pci.pci_choice(requests, free, set(), topology, numa=False)
         if chosen is None:
             return Rejection(tuple(_pci_reasons(requests, free, (), topology)))
         return Placement((), chosen)

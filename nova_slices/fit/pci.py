@@ -162,46 +162,65 @@ def qualifies(device, policy, cells, sockets):
     return True
 
 
-def choose_devices(requests, devices, cells, topology, strict=True):
+def choose_devices(requests, devices, cells, topology, strict=True, numa=True):
     """Addresses for every request given host ``cells``, or None.
 
-    ``strict`` applies ``preferred`` as ``required`` (the first try).
+    ``strict`` applies ``preferred`` as ``required`` (the first try); when
+    not strict, ``preferred`` slots take local devices as far as possible
+    and remote ones for the rest.  ``numa=False`` (a guest without NUMA
+    cells) ignores affinity, as Nova does.
     """
     sockets = {topology.socket_of_cell(c) for c in cells} - {None}
-    slots = []
-    for i, r in enumerate(requests):
-        policy = (
-            "required" if (strict and r.policy == "preferred") else r.policy
-        )
-        options = [
-            d.address
-            for d in devices
-            if r.matches(d) and qualifies(d, policy, cells, sockets)
+    must, local, anywhere = [], [], []
+    for r in requests:
+        matching = [d for d in devices if r.matches(d)]
+        if not numa:
+            must.extend([[d.address for d in matching]] * r.count)
+            continue
+        policy = "required" if r.policy == "preferred" else r.policy
+        near = [
+            d.address for d in matching if qualifies(d, policy, cells, sockets)
         ]
-        slots.extend([(i, options)] * r.count)
+        if r.policy != "preferred" or strict:
+            must.extend([near] * r.count)
+        else:
+            local.extend([near] * r.count)
+            anywhere.extend([[d.address for d in matching]] * r.count)
+    slots = must + local
     owner = {}
 
-    def augment(slot, seen):
-        for address in slots[slot][1]:
+    def augment(slot, seen, options):
+        for address in options[slot]:
             if address in seen:
                 continue
             seen.add(address)
-            if address not in owner or augment(owner[address], seen):
+            if address not in owner or augment(owner[address], seen, options):
                 owner[address] = slot
                 return True
         return False
 
-    for slot in range(len(slots)):
-        if not augment(slot, set()):
+    for slot in range(len(must)):
+        if not augment(slot, set(), slots):
             return None
-    chosen = sorted(owner, key=lambda a: owner[a])
-    return tuple(chosen)
+    # preferred slots: as many local devices as a maximum matching allows
+    # (augmenting never unmatches a slot), then anything for the rest
+    unplaced = [
+        s for s in range(len(must), len(slots)) if not augment(s, set(), slots)
+    ]
+    if unplaced:
+        wider = must + anywhere
+        for slot in unplaced:
+            if not augment(slot, set(), wider):
+                return None
+    return tuple(sorted(owner, key=lambda a: owner[a]))
 
 
-def pci_choice(requests, devices, cells, topology):
+def pci_choice(requests, devices, cells, topology, numa=True):
     """Devices for the guest on ``cells``: honour ``preferred`` if we can."""
     if not requests:
         return ()
+    if not numa:
+        return choose_devices(requests, devices, cells, topology, numa=False)
     chosen = choose_devices(requests, devices, cells, topology, strict=True)
     if chosen is None and any(r.policy == "preferred" for r in requests):
         chosen = choose_devices(
