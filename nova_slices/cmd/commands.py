@@ -117,6 +117,7 @@ def fit(args, rt):
                 value=args.usage_json,
             ) from None
         usage = claims.usage_from_dict(data)
+        claims.check_usage(topo, usage)
     result = fit_guest(
         topo,
         req,

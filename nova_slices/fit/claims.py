@@ -125,8 +125,61 @@ def _apply(topology, usage, placement, sign, restrictions=None):
     return Usage(tuple(sorted(cells.items())), frozenset(devices))
 
 
-def claim(topology, usage, placement, restrictions=None):
+def claim(topology, usage, placement, restrictions=None, devices=None):
+    """Usage with ``placement`` added; ``devices`` (HostDevices) also
+    refuses a PF whose VF is in use and a VF whose PF is."""
+    if devices is not None and placement.pci_devices:
+        from nova_slices.fit.pci import available_devices
+
+        free = {
+            d.address
+            for d in available_devices(devices, usage.pci_devices_in_use)
+        }
+        tied = sorted(
+            set(placement.pci_devices) - free - set(usage.pci_devices_in_use)
+        )
+        if tied:
+            raise ClaimError(
+                f"PCI device(s) {tied} are tied to a device in use (a PF "
+                "and its VFs are never given out apart)",
+                code="claim.device-in-use",
+                value=tied,
+            )
     return _apply(topology, usage, placement, +1, restrictions)
+
+
+def check_usage(topology, usage):
+    """Refuse usage that does not describe this host (exit status 2)."""
+    from nova_slices.errors import RequestError
+
+    for cell_id, u in usage.cells:
+        cell = topology.cell(cell_id)
+        if cell is None:
+            raise RequestError(
+                f"usage names cell {cell_id}, which this host does not have",
+                code="usage.invalid",
+                key="cells",
+                value=cell_id,
+            )
+        stray = sorted(u.pinned_cpus - cell.cpu_ids)
+        if stray:
+            raise RequestError(
+                f"usage of cell {cell_id} pins CPU(s) {stray}, which are not "
+                f"CPUs of that cell",
+                code="usage.invalid",
+                key=f"cells.{cell_id}.pinned_cpus",
+                value=stray,
+            )
+        sizes = {p.size_kb for p in cell.pages}
+        unknown = sorted(s for s, _ in u.pages if s not in sizes)
+        if unknown:
+            raise RequestError(
+                f"usage of cell {cell_id} uses page size(s) {unknown} KiB, "
+                f"which that cell has no pool of",
+                code="usage.invalid",
+                key=f"cells.{cell_id}.pages",
+                value=unknown,
+            )
 
 
 def release(topology, usage, placement):

@@ -122,3 +122,23 @@ def test_invalid_request_is_exit_2(cli):
     )
     assert status == 2
     assert out["errors"][0]["code"] == "request.numa-asymmetric"
+
+
+def test_usage_must_describe_this_host(cli, tmp_path):
+    usage = tmp_path / "usage.json"
+    # CPUs 24 and 25 are cell 1's on the shipped host, not cell 3's
+    usage.write_text(json.dumps({"cells": {"3": {"pinned_cpus": [24, 25]}}}))
+    status, out, _ = cli(
+        "fit",
+        "--vcpus",
+        "2",
+        "--memory-mb",
+        "1024",
+        "--usage-json",
+        str(usage),
+        "--format",
+        "json",
+    )
+    assert status == 2
+    assert out["errors"][0]["code"] == "usage.invalid"
+    assert out["errors"][0]["value"] == [24, 25]

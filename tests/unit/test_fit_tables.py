@@ -14,6 +14,7 @@ import pytest
 
 from nova_slices.errors import NovaSlicesError, RequestError
 from nova_slices.fit.claims import (
+    ClaimError,
     claim,
     rebuild,
     release,
@@ -1579,3 +1580,16 @@ def test_the_checker_catches(case):
         devices,
         aliases,
     ), name
+
+
+def test_claim_with_devices_refuses_a_pf_whose_vf_is_in_use():
+    topology, devices = gpu8()
+    pf = "0000:3b:00.0"
+    vf = devices.device(pf).vf_addresses[0]
+    busy = Usage((), frozenset({vf}))
+    placement = Placement((), (pf,))
+    with pytest.raises(ClaimError) as info:
+        claim(topology, busy, placement, devices=devices)
+    assert info.value.code == "claim.device-in-use"
+    # without the device list the tie cannot be seen
+    assert pf in claim(topology, busy, placement).pci_devices_in_use
