@@ -7,9 +7,16 @@ Nothing here uses a global ConfigOpts: callers build one with
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from nova_slices.conf import compute, default, libvirt, pci, placement
+from nova_slices.conf import (
+    compute,
+    default,
+    devices,
+    libvirt,
+    pci,
+    placement,
+)
 
-_MODULES = (default, compute, libvirt, pci, placement)
+_MODULES = (default, compute, devices, libvirt, pci, placement)
 
 
 def register_opts(conf):
@@ -32,4 +39,6 @@ def make_conf(args=(), default_config_files=None, register_log=True):
         prog="nova-slices",
         default_config_files=default_config_files,
     )
+    # groups named after option values exist only once those are read
+    devices.register_dynamic_opts(conf)
     return conf

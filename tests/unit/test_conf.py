@@ -51,6 +51,9 @@ def test_generator_writes_the_sample(tmp_path):
     )
     text = out.read_text()
     for needle in (
+        "[mdev_$mdev_type]",
+        "#mdev_class = VGPU",
+        "#enabled_mdev_types =",
         "[libvirt]",
         "#slice_spec =",
         "[placement]",

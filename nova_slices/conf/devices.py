@@ -1,0 +1,81 @@
+"""``[devices]`` and the per-type ``[mdev_<type>]`` groups.
+
+The per-type groups are named after values of ``enabled_mdev_types``, so
+they can only be registered after the configuration is read
+(:func:`register_dynamic_opts`, as Nova does).  Unlike Nova's, they are
+also listed for oslo-config-generator, under the placeholder group
+``[mdev_$mdev_type]``, so the sample shows operators what they can set.
+The legacy names are accepted: ``enabled_vgpu_types`` for
+``enabled_mdev_types`` and ``[vgpu_<type>]`` for ``[mdev_<type>]``.
+"""
+
+from oslo_config import cfg
+
+devices_group = cfg.OptGroup(
+    "devices", title="Mediated devices (vGPUs and other mdevs)"
+)
+
+devices_opts = [
+    cfg.ListOpt(
+        "enabled_mdev_types",
+        default=[],
+        deprecated_name="enabled_vgpu_types",
+        help="The mdev types this host offers, e.g. nvidia-35, "
+        "nvidia-36. Each type may have a [mdev_<type>] group naming its "
+        "parent devices; at most one type may leave its device_addresses "
+        "empty, and it then takes every other device that supports it.",
+    ),
+]
+
+PLACEHOLDER_GROUP = "mdev_$mdev_type"
+
+
+def _type_opts(mdev_type=None):
+    legacy = f"vgpu_{mdev_type}" if mdev_type else "vgpu_$mdev_type"
+    return [
+        cfg.ListOpt(
+            "device_addresses",
+            default=[],
+            deprecated_group=legacy,
+            help="PCI addresses of the parent devices that offer this "
+            "type (0000:84:00.0). Empty: every device that supports the "
+            "type and no other type claims. The legacy group name "
+            "[vgpu_<type>] is read too.",
+        ),
+        cfg.StrOpt(
+            "mdev_class",
+            default="VGPU",
+            max_length=255,
+            help="Placement resource class of this type's inventory: VGPU, "
+            "or a custom class. A name without the CUSTOM_ prefix is "
+            "prefixed and upper-cased (gpu_large -> CUSTOM_GPU_LARGE).",
+        ),
+        cfg.IntOpt(
+            "max_instances",
+            min=1,
+            help="At most this many mdevs of the type per parent device "
+            "(default: what the device offers).",
+        ),
+    ]
+
+
+def register_opts(conf):
+    conf.register_group(
+        cfg.OptGroup(devices_group.name, title=devices_group.title)
+    )
+    conf.register_opts(devices_opts, group=devices_group.name)
+
+
+def register_dynamic_opts(conf):
+    """Register ``[mdev_<type>]`` for every enabled type (after parsing)."""
+    for mdev_type in conf.devices.enabled_mdev_types:
+        group = f"mdev_{mdev_type}"
+        for opt in _type_opts(mdev_type):
+            try:
+                conf.register_opt(opt, group=group)
+            except cfg.DuplicateOptError:
+                pass  # registered by an earlier call
+
+
+def list_opts():
+    return {devices_group: devices_opts, PLACEHOLDER_GROUP: _type_opts()}

@@ -1,0 +1,1 @@
+"""Host devices offered to guests: mediated devices and PCI devices."""
