@@ -6,6 +6,17 @@ pci_group = cfg.OptGroup("pci", title="PCI passthrough options")
 
 pci_opts = [
     cfg.MultiStrOpt(
+        "device_spec",
+        default=[],
+        deprecated_name="passthrough_whitelist",
+        help="PCI devices guests may be given, one JSON object per value, "
+        'in Nova\'s format: {"address": "0000:3b:00.*", "vendor_id": '
+        '"15b3", "product_id": "101c", "physical_network": "physnet1", '
+        '"resource_class": "CUSTOM_NIC_VF", "traits": "CUSTOM_FAST,'
+        'HW_NIC_SRIOV"}. address is a glob ([[domain:]bus:]slot.func with '
+        "*) or an object of regular expressions per part.",
+    ),
+    cfg.MultiStrOpt(
         "alias",
         default=[],
         help="A PCI alias, one JSON object per value, in Nova's format: "
