@@ -68,13 +68,14 @@ def test_default_class_and_traits():
         parse_device_specs(
             [
                 '{"address": "0000:17:00.0", '
-                '"traits": "gpu_a100, HW_GPU_API_CUDA_V12_0"}'
+                '"traits": "gpu_a100, HW_NIC_SRIOV"}'
             ]
         ),
         DEVICES,
     )
     assert spec.class_for(device) == "CUSTOM_PCI_10DE_20B5"
-    assert "CUSTOM_GPU_A100" in spec.traits
+    # a standard trait stays as it is; others become custom
+    assert spec.traits == ("CUSTOM_GPU_A100", "HW_NIC_SRIOV")
     [(device, spec)] = assignable(
         parse_device_specs(
             ['{"address": "0000:17:00.0", "resource_class": "gpu"}']
