@@ -14,11 +14,14 @@ import uuid as uuidlib
 
 from lxml import etree
 
+from nova_slices.devices.mdev_config import resolve_mdev_types
+from nova_slices.devices.pci_spec import assignable, parse_device_specs
+from nova_slices.devices.providers import mdev_providers, pci_providers
 from nova_slices.errors import GuestError, NovaSlicesError, TemplateError
 from nova_slices.placement import claims
 from nova_slices.placement.client import expect
 from nova_slices.placement.sync import ProviderTreeSync
-from nova_slices.provider_tree import build_provider_tree
+from nova_slices.provider_tree import build_provider_tree, root_uuid
 from nova_slices.slices import encoding
 from nova_slices.slices.tree import load_tree
 from nova_slices.virt import metadata, templates
@@ -68,8 +71,29 @@ class SliceDriver:
         self.host = host
         self.client = client
         self.tree = load_tree(conf)
-        self.providers = build_provider_tree(host.hostname, self.tree)
+        self.providers = build_provider_tree(
+            host.hostname, self.tree, devices=self._device_providers()
+        )
         self._sync = sync
+
+    def _device_providers(self):
+        """Device providers from [devices] and [pci] device_spec, if any."""
+        conf = self.conf
+        if not (conf.devices.enabled_mdev_types or conf.pci.device_spec):
+            return None
+        host_devices = self.host.devices()
+        mdev_types = resolve_mdev_types(conf, host_devices)
+        specs = parse_device_specs(conf.pci.device_spec)
+        allowed = assignable(specs, host_devices)
+        hostname = self.host.hostname
+
+        def build(root):
+            return mdev_providers(
+                hostname, root, mdev_types, host_devices
+            ) + pci_providers(hostname, root, allowed, mdev_types)
+
+        build(root_uuid(hostname))  # refuse bad configuration at startup
+        return build
 
     @property
     def sync(self):

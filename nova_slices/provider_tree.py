@@ -9,6 +9,8 @@ and every restart, computes the same tree without shared state.
 import dataclasses
 import uuid
 
+import os_traits
+
 from nova_slices.slices.tree import units_class
 
 #: namespace for the uuids of this package's providers
@@ -79,15 +81,23 @@ def slice_provider_uuid(root, slice_name):
     return str(uuid.uuid5(NAMESPACE, f"{root}/slice/{slice_name}"))
 
 
-def build_provider_tree(hostname, slice_tree, compute_node_uuid=None):
-    """Desired providers for a slice host.
+#: what the compute node says about itself
+ROOT_TRAITS = frozenset({os_traits.COMPUTE_SOCKET_PCI_NUMA_AFFINITY})
+
+
+def build_provider_tree(
+    hostname, slice_tree, compute_node_uuid=None, devices=()
+):
+    """Desired providers for a host: slices and device providers.
 
     A host with slices reports nothing on its root (no VCPU, PCPU,
     MEMORY_MB or DISK_GB): the libvirt-slices spec's first version does
-    not mix slices with dynamic guests on one host.
+    not mix slices with dynamic guests on one host.  ``devices`` is a
+    function of the root uuid returning the device providers
+    (:mod:`nova_slices.devices.providers`).
     """
     root = compute_node_uuid or root_uuid(hostname)
-    providers = [Provider(hostname, root, None, {})]
+    providers = [Provider(hostname, root, None, {}, ROOT_TRAITS)]
     for s in slice_tree.parents_first():
         inventories = {s.resource_class: Inventory(total=1)}
         if not s.is_leaf:
@@ -104,4 +114,6 @@ def build_provider_tree(hostname, slice_tree, compute_node_uuid=None):
                 slice_name=s.name,
             )
         )
+    if devices:
+        providers.extend(devices(root))
     return ProviderTree(tuple(providers))

@@ -55,6 +55,7 @@ class ProviderTreeSync:
         self._root = None
         self._refreshed_at = None
         self._classes = set()
+        self._traits = set()
 
     # -- reading ---------------------------------------------------------
     def invalidate(self):
@@ -78,6 +79,11 @@ class ProviderTreeSync:
             cache[rp["uuid"]] = self._read_provider(rp)
         classes = expect(self.client.get("/resource_classes"), 200).body
         self._classes = {rc["name"] for rc in classes["resource_classes"]}
+        traits = expect(
+            self.client.get("/traits", params={"name": "startswith:CUSTOM_"}),
+            200,
+        ).body
+        self._traits = set(traits["traits"])
         self._cache, self._root = cache, root
         self._refreshed_at = self.clock()
         return cache
@@ -118,6 +124,9 @@ class ProviderTreeSync:
             self.refresh(root)
         result = SyncResult()
         self._ensure_classes(tree.resource_classes())
+        self._ensure_traits(
+            sorted({t for p in tree.providers for t in p.traits})
+        )
         desired = {p.uuid for p in tree.providers}
         for provider in tree.providers:
             self._ensure_provider(provider, result)
@@ -130,6 +139,13 @@ class ProviderTreeSync:
                 continue
             expect(self.client.put(f"/resource_classes/{rc}", None), 201, 204)
             self._classes.add(rc)
+
+    def _ensure_traits(self, traits):
+        for trait in traits:
+            if trait in self._traits or not trait.startswith("CUSTOM_"):
+                continue
+            expect(self.client.put(f"/traits/{trait}", None), 201, 204)
+            self._traits.add(trait)
 
     def _ensure_provider(self, provider, result):
         cached = self._cache.get(provider.uuid)

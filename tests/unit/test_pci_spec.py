@@ -66,10 +66,7 @@ def test_matching(spec, expected):
 def test_default_class_and_traits():
     [(device, spec)] = assignable(
         parse_device_specs(
-            [
-                '{"address": "0000:17:00.0", '
-                '"traits": "gpu_a100, HW_NIC_SRIOV"}'
-            ]
+            ['{"address": "0000:17:00.0", "traits": "gpu_a100, HW_NIC_SRIOV"}']
         ),
         DEVICES,
     )
