@@ -124,3 +124,36 @@ def pci_providers(hostname, root, assignable, mdev_types=()):
             )
         )
     return out
+
+
+def device_index(root, mdev_types, assignable):
+    """{provider uuid: DeviceProviderInfo} for binding allocations."""
+    from nova_slices.devices.binding import DeviceProviderInfo
+
+    index = {}
+    for t in mdev_types:
+        for address in t.parents:
+            index[device_provider_uuid(root, address)] = DeviceProviderInfo(
+                "mdev", address, t.resource_class, t.type
+            )
+    vfs = {}
+    for device, spec in assignable:
+        if device.dev_type == TYPE_VF and device.parent_address:
+            vfs.setdefault(device.parent_address, []).append(
+                (device.address, spec.class_for(device))
+            )
+        else:
+            index[device_provider_uuid(root, device.address)] = (
+                DeviceProviderInfo(
+                    "pci", device.address, spec.class_for(device)
+                )
+            )
+    for pf, members in vfs.items():
+        index[device_provider_uuid(root, pf)] = DeviceProviderInfo(
+            "vfs",
+            pf,
+            members[0][1],
+            None,
+            tuple(sorted(a for a, _ in members)),
+        )
+    return index
