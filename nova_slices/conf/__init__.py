@@ -16,11 +16,11 @@ from nova_slices.conf import (
     placement,
 )
 
-_MODULES = (default, compute, devices, libvirt, pci, placement)
+MODULES = (default, compute, devices, libvirt, pci, placement)
 
 
 def register_opts(conf):
-    for module in _MODULES:
+    for module in MODULES:
         module.register_opts(conf)
 
 
