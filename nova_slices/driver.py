@@ -71,29 +71,29 @@ class SliceDriver:
         self.host = host
         self.client = client
         self.tree = load_tree(conf)
+        root = root_uuid(host.hostname)
         self.providers = build_provider_tree(
-            host.hostname, self.tree, devices=self._device_providers()
+            host.hostname, self.tree, root, self._device_providers(root)
         )
         self._sync = sync
 
-    def _device_providers(self):
-        """Device providers from [devices] and [pci] device_spec, if any."""
+    def _device_providers(self, root):
+        """Device providers from [devices] and [pci] device_spec, if any.
+
+        Built once at startup, so bad device configuration is refused
+        there.
+        """
         conf = self.conf
         if not (conf.devices.enabled_mdev_types or conf.pci.device_spec):
-            return None
+            return []
         host_devices = self.host.devices()
         mdev_types = resolve_mdev_types(conf, host_devices)
         specs = parse_device_specs(conf.pci.device_spec)
         allowed = assignable(specs, host_devices)
         hostname = self.host.hostname
-
-        def build(root):
-            return mdev_providers(
-                hostname, root, mdev_types, host_devices
-            ) + pci_providers(hostname, root, allowed, mdev_types)
-
-        build(root_uuid(hostname))  # refuse bad configuration at startup
-        return build
+        return mdev_providers(
+            hostname, root, mdev_types, host_devices
+        ) + pci_providers(hostname, root, allowed, mdev_types)
 
     @property
     def sync(self):

@@ -92,9 +92,9 @@ def build_provider_tree(
 
     A host with slices reports nothing on its root (no VCPU, PCPU,
     MEMORY_MB or DISK_GB): the libvirt-slices spec's first version does
-    not mix slices with dynamic guests on one host.  ``devices`` is a
-    function of the root uuid returning the device providers
-    (:mod:`nova_slices.devices.providers`).
+    not mix slices with dynamic guests on one host.  ``devices`` are the
+    device providers (:mod:`nova_slices.devices.providers`), built for
+    the same root uuid.
     """
     root = compute_node_uuid or root_uuid(hostname)
     providers = [Provider(hostname, root, None, {}, ROOT_TRAITS)]
@@ -114,6 +114,5 @@ def build_provider_tree(
                 slice_name=s.name,
             )
         )
-    if devices:
-        providers.extend(devices(root))
+    providers.extend(devices)
     return ProviderTree(tuple(providers))

@@ -8,8 +8,9 @@ inverse and refuses to release what is not held.  Usage can be rebuilt
 from the placements of the guests that exist.
 """
 
-from nova_slices.errors import NovaSlicesError
+from nova_slices.errors import NovaSlicesError, RequestError
 from nova_slices.fit.model import CellUsage, Usage
+from nova_slices.fit.pci import available_devices
 
 
 class ClaimError(NovaSlicesError):
@@ -129,8 +130,6 @@ def claim(topology, usage, placement, restrictions=None, devices=None):
     """Usage with ``placement`` added; ``devices`` (HostDevices) also
     refuses a PF whose VF is in use and a VF whose PF is."""
     if devices is not None and placement.pci_devices:
-        from nova_slices.fit.pci import available_devices
-
         free = {
             d.address
             for d in available_devices(devices, usage.pci_devices_in_use)
@@ -150,8 +149,6 @@ def claim(topology, usage, placement, restrictions=None, devices=None):
 
 def check_usage(topology, usage):
     """Refuse usage that does not describe this host (exit status 2)."""
-    from nova_slices.errors import RequestError
-
     for cell_id, u in usage.cells:
         cell = topology.cell(cell_id)
         if cell is None:
@@ -195,7 +192,6 @@ def rebuild(topology, placements, restrictions=None):
 
 def usage_from_dict(data):
     """The usage file format of DESIGN.md section 5."""
-    from nova_slices.errors import RequestError
 
     def bad(why):
         return RequestError(
