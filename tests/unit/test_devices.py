@@ -168,8 +168,15 @@ def test_shipped_node_file():
     path = os.path.join(data.host_bundle(), "node.xml")
     with open(path) as f:
         devices = parse_node_devices(split_node_file(f.read()))
-    gpus = [d for d in devices.pci if d.vendor_id == "10de"]
+    gpus = [d for d in devices.pci if d.product_id == "20b5"]
     assert [d.numa_node for d in gpus] == [0, 0, 1, 1, 2, 2, 3, 3]
+    t4 = devices.device("0000:86:00.0")
+    assert [t.name for t in t4.mdev_types] == ["nvidia-222", "nvidia-230"]
+    # the node file has no host model, so the mdev's parent comes from
+    # its <parent> node device name
+    assert [(m.type, m.parent_address) for m in devices.mdevs] == [
+        ("nvidia-222", "0000:86:00.0")
+    ]
     pf = devices.device("0000:3b:00.0")
     assert pf.dev_type == TYPE_PF and len(pf.vf_addresses) == 8
     for vf in pf.vf_addresses:

@@ -189,7 +189,7 @@ def test_node_has_eight_a100_on_their_numa_cells(pci_devices):
     gpus = {
         a: c
         for a, c in pci_devices.items()
-        if c.find("vendor").get("id") == "0x10de"
+        if c.find("product").get("id") == "0x20b5"
     }
     assert {
         a: int(c.find("numa").get("node")) for a, c in gpus.items()
@@ -228,3 +228,32 @@ def test_bundle_is_consistent(caps, pci_devices):
     }
     for address, cap in pci_devices.items():
         assert int(cap.find("numa").get("node")) in cells, address
+
+
+def test_node_has_a_t4_split_into_mdevs(conn):
+    """The mdev-capable GPU: types with instances left, one mdev made."""
+    from nova_slices.host.capabilities import parse_capabilities
+    from nova_slices.host.devices import parse_node_devices
+
+    devices = parse_node_devices(
+        [d.XMLDesc() for d in conn.listAllDevices()],
+        parse_capabilities(CAPS.read_text()),
+    )
+    t4 = devices.device("0000:86:00.0")
+    assert (t4.vendor_id, t4.product_id, t4.numa_node, t4.socket) == (
+        "10de",
+        "1eb8",
+        2,
+        1,
+    )
+    assert {t.name: t.available_instances for t in t4.mdev_types} == {
+        "nvidia-222": 15,
+        "nvidia-230": 0,
+    }
+    assert [(m.uuid, m.type, m.parent_address) for m in devices.mdevs] == [
+        (
+            "3e9c4b0a-6f0e-4d2b-9d59-8a7c2c1f0001",
+            "nvidia-222",
+            "0000:86:00.0",
+        )
+    ]
