@@ -31,7 +31,7 @@ class Claim:
 def _candidates(client, request, root_uuid):
     # keep every group on this host's tree (a remote Placement has many)
     params = request.query_params() + [
-        (f"in_tree{suffix}", root_uuid) for suffix in request.groups
+        (f"in_tree{suffix}", root_uuid) for suffix in request.suffixes
     ]
     resp = expect(client.get("/allocation_candidates", params=params), 200)
     return resp.body
@@ -53,13 +53,31 @@ def _choose(body, slice_of_provider, tree):
             continue
         used = 0
         for rp, summary in summaries.items():
-            if rp == slice_uuid or rp not in request["allocations"]:
+            if (
+                rp == slice_uuid
+                or rp not in request["allocations"]
+                or rp not in slice_of_provider
+            ):
                 continue
             used += sum(r["used"] for r in summary["resources"].values())
-        key = (-used, _natural(name))
+        # among equal slices, the device providers with the most room left
+        # (spread devices), then by uuid so the choice is deterministic
+        devices = sorted(
+            rp for rp in request["allocations"] if rp not in slice_of_provider
+        )
+        room = sum(_free(summaries.get(rp)) for rp in devices)
+        key = (-used, _natural(name), -room, devices)
         if best is None or key < best[0]:
             best = (key, name, request)
     return best
+
+
+def _free(summary):
+    if summary is None:
+        return 0
+    return sum(
+        r["capacity"] - r["used"] for r in summary["resources"].values()
+    )
 
 
 def _natural(name):
@@ -78,9 +96,11 @@ def claim_slice(
     retries=5,
     rng=random,
     sleep=time.sleep,
+    devices=(),
 ):
-    """Claim one slice of ``resource_class`` for ``consumer``."""
-    request = slice_request(tree, resource_class)
+    """Claim one slice of ``resource_class`` (and ``devices``, the
+    guest's DeviceGroups) for ``consumer``, in one allocation."""
+    request = slice_request(tree, resource_class).with_devices(devices)
     slice_of_provider = providers.slice_of_provider()
     lost = 0
     for attempt in range(retries):
@@ -95,8 +115,13 @@ def claim_slice(
                     code="slice.lost-race",
                     value=resource_class,
                 )
+            wanted = "".join(
+                f" with {dict(d.resources)}"
+                + (f" ({', '.join(d.required)})" if d.required else "")
+                for d in devices
+            )
             raise NoCandidates(
-                f"no {resource_class} slice is free",
+                f"no {resource_class} slice{wanted} is free",
                 code="slice.no-candidates",
                 value=resource_class,
             )

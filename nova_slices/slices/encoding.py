@@ -37,12 +37,24 @@ class SliceRequest:
     #: pairs of group suffixes, child last
     same_subtree: tuple
     group_policy: str = "none"
+    #: DeviceGroups asked for next to the slice (a VF, a vGPU)
+    devices: tuple = ()
+
+    def with_devices(self, devices):
+        return dataclasses.replace(self, devices=tuple(devices))
+
+    @property
+    def suffixes(self):
+        """Every request group's suffix (``""`` for the unsuffixed)."""
+        return list(self.groups) + [d.suffix for d in self.devices]
 
     def query_params(self):
         """GET /allocation_candidates parameters (a list of pairs)."""
         params = []
         for suffix, resources in self.groups.items():
             params.append((f"resources{suffix}", _resources(resources)))
+        for device in self.devices:
+            params += device.query_params()
         for pair in self.same_subtree:
             params.append(("same_subtree", ",".join(pair)))
         params.append(("group_policy", self.group_policy))
@@ -138,7 +150,9 @@ class BrokenChain(NovaSlicesError):
     code = "slice.broken-chain"
 
 
-def slice_from_allocation(tree, allocations, slice_of_provider):
+def slice_from_allocation(
+    tree, allocations, slice_of_provider, device_providers=frozenset()
+):
     """Which slice an allocation claims, after checking it is a chain.
 
     ``allocations`` is {provider uuid: {resource class: amount}} and
@@ -146,10 +160,13 @@ def slice_from_allocation(tree, allocations, slice_of_provider):
     scheduler cannot send ``same_subtree`` from a flavor, so a candidate
     may pair a slice with units of an ancestor that is not its own; such an
     allocation would let two conflicting slices be used together.  We
-    refuse it (the build fails and Nova reschedules).
+    refuse it (the build fails and Nova reschedules).  Allocations on
+    ``device_providers`` are the guest's devices, bound separately.
     """
     named = {}
     for rp, resources in allocations.items():
+        if rp in device_providers:
+            continue
         name = slice_of_provider.get(rp)
         if name is None:
             if any(amount for amount in resources.values()):

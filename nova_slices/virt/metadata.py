@@ -22,6 +22,10 @@ class GuestRecord:
     slice_name: str | None
     resource_class: str | None
     created_at: str | None = None
+    #: PCI addresses bound to the guest (devices beyond the template's)
+    pci: tuple = ()
+    #: (uuid, type, parent address) of the guest's mdevs
+    mdevs: tuple = ()
 
 
 def _q(tag):
@@ -48,6 +52,16 @@ def inject(domain, record):
         value = getattr(record, field)
         if value is not None:
             etree.SubElement(inst, _q(field)).text = value
+    if record.pci or record.mdevs:
+        # type and parent are kept so that a rebooted host, whose kernel
+        # forgot every mdev, can recreate the guest's mdevs
+        devices = etree.SubElement(inst, _q("devices"))
+        for address in record.pci:
+            etree.SubElement(devices, _q("pci"), address=address)
+        for uuid, mdev_type, parent in record.mdevs:
+            etree.SubElement(
+                devices, _q("mdev"), uuid=uuid, type=mdev_type, parent=parent
+            )
     return domain
 
 
@@ -75,4 +89,12 @@ def read(domain_xml):
         text("slice_name"),
         text("resource_class"),
         text("created_at"),
+        tuple(el.get("address") for el in inst.iterfind(f"{_devices}/{_pci}")),
+        tuple(
+            (el.get("uuid"), el.get("type"), el.get("parent"))
+            for el in inst.iterfind(f"{_devices}/{_mdev}")
+        ),
     )
+
+
+_devices, _pci, _mdev = _q("devices"), _q("pci"), _q("mdev")
