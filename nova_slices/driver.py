@@ -14,16 +14,25 @@ import uuid as uuidlib
 
 from lxml import etree
 
+from nova_slices.devices.manager import DeviceManager
+from nova_slices.devices.mdev_backend import SysfsMdevBackend
 from nova_slices.devices.mdev_config import resolve_mdev_types
 from nova_slices.devices.pci_spec import assignable, parse_device_specs
 from nova_slices.devices.providers import mdev_providers, pci_providers
-from nova_slices.errors import GuestError, NovaSlicesError, TemplateError
+from nova_slices.devices.registry import MdevRegistry
+from nova_slices.errors import (
+    GuestError,
+    NoCandidates,
+    NovaSlicesError,
+    TemplateError,
+)
 from nova_slices.placement import claims
 from nova_slices.placement.client import expect
+from nova_slices.placement.request_groups import slice_device_groups
 from nova_slices.placement.sync import ProviderTreeSync
 from nova_slices.provider_tree import build_provider_tree, root_uuid
 from nova_slices.slices import encoding
-from nova_slices.slices.tree import load_tree
+from nova_slices.slices.tree import load_tree, units_class
 from nova_slices.virt import metadata, templates
 from nova_slices.virt.host_check import check_domain
 from nova_slices.virt.schema import validate_domain_xml
@@ -43,6 +52,8 @@ class GuestView:
     resource_class: str | None
     state: str
     allocations: dict
+    #: {"pci": [addresses], "mdevs": [uuids]} bound at spawn
+    devices: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,28 +83,48 @@ class SliceDriver:
         self.client = client
         self.tree = load_tree(conf)
         root = root_uuid(host.hostname)
+        device_providers, self.devices = self._device_setup(root)
         self.providers = build_provider_tree(
-            host.hostname, self.tree, root, self._device_providers(root)
+            host.hostname, self.tree, root, device_providers
         )
         self._sync = sync
 
-    def _device_providers(self, root):
-        """Device providers from [devices] and [pci] device_spec, if any.
+    def _device_setup(self, root):
+        """Device providers and their binder, from [devices] and [pci].
 
         Built once at startup, so bad device configuration is refused
-        there.
+        there.  (providers, None) when no device is configured.
         """
         conf = self.conf
         if not (conf.devices.enabled_mdev_types or conf.pci.device_spec):
-            return []
+            return [], None
         host_devices = self.host.devices()
         mdev_types = resolve_mdev_types(conf, host_devices)
         specs = parse_device_specs(conf.pci.device_spec)
         allowed = assignable(specs, host_devices)
         hostname = self.host.hostname
-        return mdev_providers(
+        providers = mdev_providers(
             hostname, root, mdev_types, host_devices
         ) + pci_providers(hostname, root, allowed, mdev_types)
+        manager = DeviceManager(
+            self.host,
+            root,
+            mdev_types,
+            allowed,
+            SysfsMdevBackend(conf.devices.mdev_sysfs_root),
+            MdevRegistry(conf.state_path),
+        )
+        return providers, manager
+
+    def device_groups(self, resource_class, extra_specs):
+        """The DeviceGroups a slice guest's extra specs ask for."""
+        if not extra_specs:
+            return ()
+        slice_classes = set(self.tree.classes) | {
+            units_class(rc) for rc in self.tree.classes
+        }
+        own = encoding.slice_request(self.tree, resource_class).groups
+        return slice_device_groups(extra_specs, set(own), slice_classes)
 
     @property
     def sync(self):
@@ -123,8 +154,15 @@ class SliceDriver:
         flavor=None,
         interfaces=(),
         user_metadata=None,
+        extra_specs=None,
     ):
-        """Claim a slice, render its template, define and start it."""
+        """Claim a slice (and devices), bind, render, define and start.
+
+        The claim is one Placement allocation; binding, rendering and
+        defining happen under the host lock, so a device seen free is
+        still free when the domain holding it is defined.  Any failure
+        releases the allocation.
+        """
         instance_uuid = instance_uuid or str(uuidlib.uuid4())
         _check_name(name)
         if self.host.lookup(name) is not None:
@@ -134,6 +172,8 @@ class SliceDriver:
                 key="name",
                 value=name,
             )
+        device_groups = self.device_groups(resource_class, extra_specs)
+        self._check_offered(device_groups)
         claim = claims.claim_slice(
             self.client,
             self.tree,
@@ -143,20 +183,14 @@ class SliceDriver:
             CLI_PROJECT,
             CLI_USER,
             retries=self.conf.placement.claim_retries,
+            devices=device_groups,
         )
         try:
             slice_name = encoding.slice_from_allocation(
                 self.tree,
                 claim.allocations,
                 self.providers.slice_of_provider(),
-            )
-            xml = self.render(
-                name,
-                instance_uuid,
-                slice_name,
-                flavor,
-                interfaces,
-                user_metadata or {},
+                self.devices.provider_uuids if self.devices else frozenset(),
             )
             with self.host.lock():
                 if self.host.lookup(name) is not None:
@@ -166,6 +200,20 @@ class SliceDriver:
                         key="name",
                         value=name,
                     )
+                binding = (
+                    self.devices.bind(claim.allocations, instance_uuid)
+                    if self.devices
+                    else None
+                )
+                xml = self.render(
+                    name,
+                    instance_uuid,
+                    slice_name,
+                    flavor,
+                    interfaces,
+                    user_metadata or {},
+                    binding,
+                )
                 self.host.define_and_start(xml)
         except BaseException:
             claims.release(self.client, instance_uuid)
@@ -180,6 +228,7 @@ class SliceDriver:
             resource_class,
             "running",
             claim.allocations,
+            _devices_view(binding),
         )
 
     def render(
@@ -190,6 +239,7 @@ class SliceDriver:
         flavor=None,
         interfaces=(),
         user_metadata=None,
+        binding=None,
     ):
         """Domain XML for a guest on ``slice_name``, validated."""
         s = self.tree.slices[slice_name]
@@ -210,7 +260,11 @@ class SliceDriver:
             "interfaces": list(interfaces),
             "metadata": dict(user_metadata or {}),
             "slice": {"name": s.name, "resource_class": s.resource_class},
-            "devices": {"pci": [], "mdev": []},
+            "devices": (
+                self.devices.render_devices(binding)
+                if binding is not None and self.devices
+                else {"pci": [], "mdev": []}
+            ),
             "host": {"hostname": self.host.hostname},
         }
         text = templates.render_slice_template(s.template_file, context)
@@ -239,6 +293,8 @@ class SliceDriver:
                 datetime.datetime.now(datetime.UTC).isoformat(
                     timespec="seconds"
                 ),
+                binding.pci if binding else (),
+                (binding.mdevs + binding.create) if binding else (),
             ),
         )
         validate_domain_xml(domain)
@@ -293,6 +349,10 @@ class SliceDriver:
                     record.resource_class,
                     "running" if dom.isActive() else "shut off",
                     allocations,
+                    {
+                        "pci": list(record.pci),
+                        "mdevs": [m[0] for m in record.mdevs],
+                    },
                 )
             )
             if not allocations:
@@ -392,8 +452,59 @@ class SliceDriver:
             )
         return out
 
-    def explain_unavailable(self, resource_class):
-        """Why each slice of a class cannot be taken (for rejections)."""
+    def _check_offered(self, device_groups):
+        """A class no device of this host has can never be allocated
+        (and Placement would answer 400 for a class it never saw)."""
+        offered = {
+            rc for p in self.providers.providers for rc in p.inventories
+        }
+        for group in device_groups:
+            for rc, _ in group.resources:
+                if rc not in offered:
+                    raise NoCandidates(
+                        f"resources{group.suffix}:{rc}: no device of this "
+                        f"host offers {rc}; offered: "
+                        + (", ".join(self._device_classes()) or "none"),
+                        code="device.not-offered",
+                        key=f"resources{group.suffix}:{rc}",
+                        value=rc,
+                    )
+
+    def _device_classes(self):
+        slice_uuids = self.providers.slice_of_provider()
+        return sorted(
+            {
+                rc
+                for p in self.providers.providers
+                if p.uuid not in slice_uuids and p.parent_uuid is not None
+                for rc in p.inventories
+            }
+        )
+
+    def explain_unavailable(self, resource_class, extra_specs=None):
+        """Why each slice of a class, and each device asked for, cannot
+        be taken (for rejections)."""
+        reasons = self._slice_reasons(resource_class)
+        wanted = {
+            rc
+            for group in self.device_groups(resource_class, extra_specs)
+            for rc, _ in group.resources
+        }
+        if wanted:
+            for view in self.provider_views():
+                for rc, inv in sorted(view["inventories"].items()):
+                    if rc in wanted and view["slice"] is None:
+                        free = inv["total"] - inv["reserved"] - inv["used"]
+                        reasons.append(
+                            {
+                                "device": view["name"],
+                                "reason": f"{rc}: {free} of "
+                                f"{inv['total']} free",
+                            }
+                        )
+        return reasons
+
+    def _slice_reasons(self, resource_class):
         usage = claims.tree_usage(self.client, self.providers)
         in_use = {
             name
@@ -417,6 +528,12 @@ class SliceDriver:
                 )
             reasons.append({"slice": name, "reason": why})
         return reasons
+
+
+def _devices_view(binding):
+    if binding is None:
+        return {"pci": [], "mdevs": []}
+    return {"pci": list(binding.pci), "mdevs": list(binding.mdev_uuids)}
 
 
 __all__ = ["SliceDriver", "GuestView", "Discrepancy", "NovaSlicesError"]

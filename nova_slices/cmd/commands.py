@@ -5,7 +5,7 @@ import uuid as uuidlib
 
 from nova_slices.cmd.output import emit_errors, emit_json, table
 from nova_slices.cpuset import format_cpuset
-from nova_slices.errors import HostError, NovaSlicesError
+from nova_slices.errors import ConfigError, HostError, NovaSlicesError
 from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.devices import parse_node_devices, split_node_file
 from nova_slices.host.restrictions import load_restrictions
@@ -310,6 +310,7 @@ def spawn(args, rt):
             args.slice_class,
             instance_uuid=args.uuid,
             interfaces=interfaces,
+            extra_specs=dict(args.extra_spec),
         )
     except NovaSlicesError as exc:
         if exc.code in ("slice.no-candidates", "slice.lost-race"):
@@ -318,21 +319,28 @@ def spawn(args, rt):
     if args.format == "json":
         emit_json(_guest_json(view))
     else:
+        bound = view.devices.get("pci", []) + view.devices.get("mdevs", [])
         print(
             f"spawned {view.name} ({view.instance_uuid}) on slice "
             f"{view.slice_name}"
+            + (f" with {', '.join(bound)}" if bound else "")
         )
     return 0
 
 
 def _rejected(args, rt, exc):
-    reasons = rt.driver.explain_unavailable(args.slice_class)
+    reasons = rt.driver.explain_unavailable(
+        args.slice_class, dict(args.extra_spec)
+    )
     if args.format == "json":
         emit_json({"errors": [exc.to_dict()], "reasons": reasons})
     else:
         emit_errors([exc], "text")
         for r in reasons:
-            print(f"  slice {r['slice']}: {r['reason']}")
+            if "slice" in r:
+                print(f"  slice {r['slice']}: {r['reason']}")
+            else:
+                print(f"  device {r['device'] or '-'}: {r['reason']}")
     return exc.exit_status
 
 
@@ -349,6 +357,7 @@ def _guest_json(view):
         "resource_class": view.resource_class,
         "state": view.state,
         "allocations": view.allocations,
+        "devices": view.devices,
     }
 
 
@@ -360,16 +369,21 @@ def destroy(args, rt):
                 "name": args.name,
                 "instance_uuid": record.instance_uuid if record else None,
                 "slice": record.slice_name if record else None,
+                "devices": {
+                    "pci": list(record.pci) if record else [],
+                    "mdevs": [m[0] for m in record.mdevs] if record else [],
+                },
             }
         )
     else:
+        freed = []
+        if record and record.slice_name:
+            freed.append(f"slice {record.slice_name}")
+        if record:
+            freed += list(record.pci) + [m[0] for m in record.mdevs]
         print(
             f"destroyed {args.name}"
-            + (
-                f"; released slice {record.slice_name}"
-                if record and record.slice_name
-                else ""
-            )
+            + (f"; released {', '.join(freed)}" if freed else "")
         )
     return 0
 
@@ -412,4 +426,46 @@ def list_guests(args, rt):
         print("no guests")
     for p in problems:
         print(f"warning [{p.code}]: {p.message}")
+    return 0
+
+
+def mdevs(args, rt):
+    """The mdevs we created (survives restarts: kept under state_path)."""
+    manager = rt.driver.devices
+    if manager is None:
+        raise ConfigError(
+            "no device is configured: set [devices] enabled_mdev_types "
+            "(and [mdev_<type>] device_addresses)",
+            code="config.no-mdev-types",
+            key="[devices] enabled_mdev_types",
+        )
+    with rt.host.lock():
+        recreated = manager.recreate_missing() if args.recreate else []
+        views = manager.created()
+    if args.format == "json":
+        emit_json(
+            {"mdevs": [v.to_dict() for v in views], "recreated": recreated}
+        )
+        return 0
+    for uuid in recreated:
+        print(f"recreated mdev {uuid}")
+    if not views:
+        print("nova-slices has created no mdev on this host")
+        return 0
+    print(
+        table(
+            [
+                (
+                    v.uuid,
+                    v.type,
+                    v.parent,
+                    "yes" if v.present else "MISSING",
+                    v.used_by or "-",
+                    v.created_at,
+                )
+                for v in views
+            ],
+            ("UUID", "TYPE", "PARENT", "IN KERNEL", "USED BY", "CREATED"),
+        )
+    )
     return 0

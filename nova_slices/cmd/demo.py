@@ -16,6 +16,7 @@ from nova_slices.errors import NoCandidates
 FOUR = "CUSTOM_SLICE_4_GPU_V1"
 ONE = "CUSTOM_SLICE_1_GPU_V1"
 EIGHT = "CUSTOM_SLICE_8_GPU_V1"
+NIC_VF = "CUSTOM_NIC_VF"
 
 
 def _say(text=""):
@@ -62,15 +63,27 @@ def _tour(rt, started):
         f" ({rt.client.writes()} writes in all)"
     )
 
-    _say("\n2. spawning one 4-GPU guest and three 1-GPU guests")
-    guests = [("demo-4gpu", FOUR)] + [
-        (f"demo-1gpu-{i}", ONE) for i in (1, 2, 3)
+    # the 4-GPU guest also asks for a VF of the NIC when the host offers
+    # them (the shipped bundle does), as a flavor would
+    offers_vfs = any(
+        NIC_VF in p.inventories for p in driver.providers.providers
+    )
+    vf_spec = {f"resources_NIC:{NIC_VF}": "1"} if offers_vfs else None
+    _say(
+        "\n2. spawning one 4-GPU guest"
+        + (" with a VF of the NIC" if offers_vfs else "")
+        + " and three 1-GPU guests"
+    )
+    guests = [("demo-4gpu", FOUR, vf_spec)] + [
+        (f"demo-1gpu-{i}", ONE, None) for i in (1, 2, 3)
     ]
-    for name, rc in guests:
-        view = driver.spawn(name, rc)
+    for name, rc, specs in guests:
+        view = driver.spawn(name, rc, extra_specs=specs)
+        bound = view.devices["pci"] + view.devices["mdevs"]
         _say(
             f"   {name:<12} -> slice {view.slice_name:<4} "
             f"({rc}, instance {view.instance_uuid})"
+            + (f"\n{'':<19}+ {', '.join(bound)}" if bound else "")
         )
 
     _say("\n3. an 8-GPU guest must be refused: every GPU slice overlaps it")
@@ -93,14 +106,15 @@ def _tour(rt, started):
     )
 
     _say("\n5. destroying everything")
-    for name, _ in guests:
+    for name, _, _ in guests:
         record = driver.destroy(name)
-        _say(f"   {name:<12} destroyed, slice {record.slice_name} free")
+        freed = " and ".join([f"slice {record.slice_name}", *record.pci])
+        _say(f"   {name:<12} destroyed, {freed} free")
     free = all(
         i["used"] == 0
         for v in driver.provider_views()
         for i in v["inventories"].values()
     )
-    _say(f"   all slices free again: {free}")
+    _say(f"   all slices and devices free again: {free}")
     _say(f"\ndemo finished in {time.monotonic() - started:.1f} s")
     return 0 if free else 1

@@ -188,6 +188,16 @@ def build_parser():
         metavar="NAME",
         help="attach a virtio NIC on this libvirt network (repeatable)",
     )
+    p.add_argument(
+        "--extra-spec",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="a device next to the slice, as a flavor asks for one: "
+        "resources[SUFFIX]:RC=N and trait[SUFFIX]:NAME=required|forbidden "
+        "(repeatable), e.g. resources_NIC:CUSTOM_NIC_VF=1",
+    )
     _add_format(p)
     p.set_defaults(func=commands.spawn)
 
@@ -205,6 +215,20 @@ def build_parser():
     )
     _add_format(p)
     p.set_defaults(func=commands.list_guests)
+
+    p = sub.add_parser(
+        "mdevs",
+        help="the mdevs nova-slices created, whether the kernel has them "
+        "and which guest uses them",
+    )
+    p.add_argument(
+        "--recreate",
+        action="store_true",
+        help="first create again the mdevs of defined guests that the "
+        "kernel lost (after a host reboot)",
+    )
+    _add_format(p)
+    p.set_defaults(func=commands.mdevs)
 
     p = sub.add_parser("demo", help="a tour on the embedded default host")
     p.add_argument(

@@ -25,6 +25,15 @@ devices_opts = [
         "parent devices; at most one type may leave its device_addresses "
         "empty, and it then takes every other device that supports it.",
     ),
+    cfg.StrOpt(
+        "mdev_sysfs_root",
+        default="/sys",
+        help="Where the kernel's sysfs is mounted. mdevs are created and "
+        "removed through <root>/class/mdev_bus/<parent>/"
+        "mdev_supported_types/<type>/create and <root>/bus/mdev/devices/"
+        "<uuid>/remove. Only tests and containers with sysfs elsewhere "
+        "change this.",
+    ),
 ]
 
 PLACEHOLDER_GROUP = "mdev_$mdev_type"

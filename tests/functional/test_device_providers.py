@@ -39,10 +39,12 @@ def test_pci_providers_after_sync(cli, tmp_path):
         "CUSTOM_GPU_A100": {"total": 1, "reserved": 0, "used": 0}
     }
     assert gpu["traits"] == ["CUSTOM_GPU_80GB"]
-    # the NIC's VFs are inventory of one provider named after their PF
+    # the NIC's VFs are inventory of one provider named after their PF;
+    # the bundle's own spec (all 8 VFs) comes first and wins over this
+    # test's narrower one: Nova's first-match rule
     nic = by_name["gpu8-2s_pci_0000_3b_00_0"]
     assert nic["inventories"] == {
-        "CUSTOM_NIC_VF": {"total": 6, "reserved": 0, "used": 0}
+        "CUSTOM_NIC_VF": {"total": 8, "reserved": 0, "used": 0}
     }
     assert nic["traits"] == ["HW_NIC_SRIOV"]
     gpus = [p for p in providers if "CUSTOM_GPU_A100" in p["inventories"]]

@@ -364,4 +364,10 @@ def test_removed_slice_in_use_stays_reserved_until_its_guest_goes(
     status, out, _ = cli("sync", "--format", "json", config=smaller)
     assert out["deleted"] == ["gpu8-2s_slice_1_1", "gpu8-2s_slice_4_1"]
     status, providers, _ = cli("providers", "--format", "json", config=smaller)
-    assert len(providers) == 7 and all(p["slice"] for p in providers[1:])
+    # the root, the six remaining slices and the two device providers
+    assert sorted(p["name"] for p in providers if not p["slice"]) == [
+        "gpu8-2s",
+        "gpu8-2s_pci_0000_3b_00_0",
+        "gpu8-2s_pci_0000_86_00_0",
+    ]
+    assert len([p for p in providers if p["slice"]]) == 6
