@@ -35,6 +35,55 @@ default_opts = [
         min=0,
         help="Memory in MiB kept for the host and never given to guests.",
     ),
+    cfg.IntOpt(
+        "reserved_host_cpus",
+        default=0,
+        min=0,
+        help="Host CPUs kept for the host: reported as reserved VCPU "
+        "inventory (hosts without slices).",
+    ),
+    cfg.IntOpt(
+        "reserved_host_disk_mb",
+        default=0,
+        min=0,
+        help="Disk in MiB kept for the host: reserved DISK_GB, rounded up "
+        "(hosts without slices).",
+    ),
+    cfg.FloatOpt(
+        "cpu_allocation_ratio",
+        min=0.0,
+        help="VCPU overcommit ratio reported to Placement. Unset: "
+        "initial_cpu_allocation_ratio.",
+    ),
+    cfg.FloatOpt(
+        "ram_allocation_ratio",
+        min=0.0,
+        help="MEMORY_MB overcommit ratio. Unset: "
+        "initial_ram_allocation_ratio.",
+    ),
+    cfg.FloatOpt(
+        "disk_allocation_ratio",
+        min=0.0,
+        help="DISK_GB overcommit ratio. Unset: initial_disk_allocation_ratio.",
+    ),
+    cfg.FloatOpt(
+        "initial_cpu_allocation_ratio",
+        default=4.0,
+        min=0.0,
+        help="VCPU ratio when cpu_allocation_ratio is unset (Nova's 4.0).",
+    ),
+    cfg.FloatOpt(
+        "initial_ram_allocation_ratio",
+        default=1.0,
+        min=0.0,
+        help="MEMORY_MB ratio when ram_allocation_ratio is unset.",
+    ),
+    cfg.FloatOpt(
+        "initial_disk_allocation_ratio",
+        default=1.0,
+        min=0.0,
+        help="DISK_GB ratio when disk_allocation_ratio is unset.",
+    ),
     cfg.MultiOpt(
         "reserved_huge_pages",
         item_type=types.Dict(),
