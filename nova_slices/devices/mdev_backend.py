@@ -47,7 +47,22 @@ class SysfsMdevBackend:
     def _device_dir(self, uuid):
         return os.path.join(self.root, "bus", "mdev", "devices", uuid)
 
+    def _check_type_dir(self, parent, mdev_type):
+        tdir = self._type_dir(parent, mdev_type)
+        if not os.path.isdir(tdir):
+            raise HostError(
+                f"mdevs of type {mdev_type} cannot be made on {parent}: "
+                f"{tdir} does not exist ([devices] mdev_sysfs_root = "
+                f"{self.root!r}). The device's driver is not loaded or does "
+                "not offer the type; libvirt's test driver (the embedded "
+                "default) has no kernel to make mdevs in",
+                code="host.mdev-type-missing",
+                key="[devices] mdev_sysfs_root",
+                value=tdir,
+            )
+
     def available(self, parent, mdev_type):
+        self._check_type_dir(parent, mdev_type)
         path = os.path.join(
             self._type_dir(parent, mdev_type), "available_instances"
         )
@@ -63,6 +78,7 @@ class SysfsMdevBackend:
 
     def create(self, parent, mdev_type, uuid):
         """Create an mdev and wait until the kernel shows it."""
+        self._check_type_dir(parent, mdev_type)
         path = os.path.join(self._type_dir(parent, mdev_type), "create")
         try:
             with open(path, "w") as f:

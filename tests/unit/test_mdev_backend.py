@@ -38,8 +38,12 @@ def test_unknown_type_is_a_clear_error(sysfs):
     backend = SysfsMdevBackend(sysfs.root, timeout=1)
     with pytest.raises(HostError) as info:
         backend.create(GPU, "nvidia-99", U1)
-    assert info.value.code == "host.mdev-create-failed"
+    assert info.value.code == "host.mdev-type-missing"
+    assert info.value.key == "[devices] mdev_sysfs_root"
     assert "nvidia-99" in info.value.message
+    with pytest.raises(HostError) as info:
+        backend.available("0000:99:00.0", "nvidia-35")
+    assert info.value.code == "host.mdev-type-missing"
 
 
 def test_kernel_refusal_times_out_with_a_clear_error(sysfs):
