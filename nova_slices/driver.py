@@ -455,16 +455,14 @@ class SliceDriver:
     def _check_offered(self, device_groups):
         """A class no device of this host has can never be allocated
         (and Placement would answer 400 for a class it never saw)."""
-        offered = {
-            rc for p in self.providers.providers for rc in p.inventories
-        }
+        offered = self._device_classes()
         for group in device_groups:
             for rc, _ in group.resources:
                 if rc not in offered:
                     raise NoCandidates(
                         f"resources{group.suffix}:{rc}: no device of this "
                         f"host offers {rc}; offered: "
-                        + (", ".join(self._device_classes()) or "none"),
+                        + (", ".join(offered) or "none"),
                         code="device.not-offered",
                         key=f"resources{group.suffix}:{rc}",
                         value=rc,

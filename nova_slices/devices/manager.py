@@ -13,7 +13,11 @@ domain is defined, so two spawns never see the same device as free.
 import dataclasses
 import logging
 
-from nova_slices.devices.binding import BindingError, plan_binding
+from nova_slices.devices.binding import (
+    BindingError,
+    DeviceBinding,
+    plan_binding,
+)
 from nova_slices.devices.providers import device_index
 from nova_slices.errors import HostError
 from nova_slices.virt import metadata
@@ -74,7 +78,7 @@ class DeviceManager:
     def bind(self, allocations, instance_uuid):
         """DeviceBinding for ``allocations``; creates the mdevs it needs."""
         if not any(rp in self.index for rp in allocations):
-            return plan_binding({}, {}, (), ())
+            return DeviceBinding()
         binding = plan_binding(
             allocations, self.index, self.backend.list(), self.in_use()
         )

@@ -17,9 +17,6 @@ class DomainDevices:
     pci: frozenset = frozenset()  # addresses "0000:3b:00.2"
     mdevs: frozenset = frozenset()  # uuids
 
-    def __or__(self, other):
-        return DomainDevices(self.pci | other.pci, self.mdevs | other.mdevs)
-
 
 def _pci_address(el):
     return "%04x:%02x:%02x.%x" % tuple(

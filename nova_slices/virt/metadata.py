@@ -32,6 +32,9 @@ def _q(tag):
     return f"{{{NS}}}{tag}"
 
 
+_devices, _pci, _mdev = _q("devices"), _q("pci"), _q("mdev")
+
+
 def inject(domain, record):
     """Add (replacing any forged copy) our metadata to a domain element."""
     metadata = domain.find("metadata")
@@ -55,12 +58,12 @@ def inject(domain, record):
     if record.pci or record.mdevs:
         # type and parent are kept so that a rebooted host, whose kernel
         # forgot every mdev, can recreate the guest's mdevs
-        devices = etree.SubElement(inst, _q("devices"))
+        devices = etree.SubElement(inst, _devices)
         for address in record.pci:
-            etree.SubElement(devices, _q("pci"), address=address)
+            etree.SubElement(devices, _pci, address=address)
         for uuid, mdev_type, parent in record.mdevs:
             etree.SubElement(
-                devices, _q("mdev"), uuid=uuid, type=mdev_type, parent=parent
+                devices, _mdev, uuid=uuid, type=mdev_type, parent=parent
             )
     return domain
 
@@ -95,6 +98,3 @@ def read(domain_xml):
             for el in inst.iterfind(f"{_devices}/{_mdev}")
         ),
     )
-
-
-_devices, _pci, _mdev = _q("devices"), _q("pci"), _q("mdev")

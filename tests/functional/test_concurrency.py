@@ -24,7 +24,7 @@ REQUESTS = (
 )
 
 
-def spawn_all(state_path, extra_config=(), requests=REQUESTS):
+def spawn_all(state_path, extra_config=(), requests=REQUESTS, extra_args=()):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     config = ["--config-file", BUNDLE_CONF]
     for path in extra_config:
@@ -42,6 +42,7 @@ def spawn_all(state_path, extra_config=(), requests=REQUESTS):
                 f"g{i}",
                 "--slice-class",
                 rc,
+                *extra_args,
                 "--format",
                 "json",
             ],

@@ -7,8 +7,6 @@ a thread that answers the backend's sysfs writes in a temporary directory.
 """
 
 import os
-import subprocess
-import sys
 
 import pytest
 from lxml import etree
@@ -22,6 +20,7 @@ from nova_slices.virt import metadata
 from nova_slices.virt.hostdevs import domain_devices
 from tests.fixtures.fake_sysfs import FakeSysfs
 from tests.functional.conftest import BUNDLE_CONF, make_conf
+from tests.functional.test_concurrency import spawn_all
 
 T4 = "0000:86:00.0"
 PF = "0000:3b:00.0"
@@ -304,40 +303,13 @@ def test_bad_device_requests_are_refused_before_the_claim(
 
 def test_concurrent_spawns_never_share_a_device(state_path, config):
     """Ten processes race for eight VFs and vGPUs on eight 1-GPU slices."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    args = []
-    for path in config:
-        args += ["--config-file", path]
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nova_slices.cmd.main",
-                *args,
-                "--state-path",
-                str(state_path),
-                "spawn",
-                f"g{i}",
-                "--slice-class",
-                ONE_GPU,
-                *WITH_VF,
-                *WITH_VGPU,
-                "--format",
-                "json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i in range(10)
-    ]
-    statuses = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert "Traceback" not in err, err
-        statuses.append(proc.returncode)
+    results = spawn_all(
+        state_path,
+        extra_config=config[1:],
+        requests=[ONE_GPU] * 10,
+        extra_args=WITH_VF + WITH_VGPU,
+    )
+    statuses = [status for status, _ in results]
     assert sorted(statuses) == [0] * 8 + [1] * 2
     conf = make_conf(state_path, config_files=config)
     with Runtime(conf) as rt:
