@@ -43,3 +43,25 @@ def hosts_dir():
 def host_bundle(name=DEFAULT_HOST_BUNDLE_NAME):
     """Path of a shipped host bundle by name (e.g. ``gpu8-2s``)."""
     return os.path.join(hosts_dir(), name)
+
+
+def shipped_bundles():
+    """Names of the shipped host bundles."""
+    root = hosts_dir()
+    if not os.path.isdir(root):
+        return []
+    return sorted(
+        n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n))
+    )
+
+
+def resolve_bundle(value):
+    """A bundle directory from a path or a shipped bundle's name.
+
+    A bare name (no path separator) that is not a directory here names a
+    shipped bundle, so ``host_bundle = nfv-snc-2s`` works from a checkout
+    and from an installed package alike.
+    """
+    if os.sep in value or os.path.isdir(value):
+        return os.path.abspath(value)
+    return host_bundle(value)

@@ -21,7 +21,8 @@ libvirt_opts = [
         "host_bundle",
         default=data.host_bundle(),
         sample_default="<shipped>/etc/hosts/gpu8-2s",
-        help="Directory holding a host bundle: ``node.xml`` (a libvirt "
+        help="A host bundle: a directory, or the name of a shipped "
+        "bundle (gpu8-2s, nfv-snc-2s). It holds ``node.xml`` (a libvirt "
         "test-driver node file with the host's node devices) and "
         "``capabilities.xml`` (the host's capabilities, which the test "
         "driver cannot report). Used whenever the connection is "

@@ -21,6 +21,7 @@ import threading
 
 import libvirt
 
+from nova_slices import data
 from nova_slices.errors import HostError
 from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.devices import parse_node_devices
@@ -37,7 +38,8 @@ def resolve_uri(conf):
     uri = conf.libvirt.connection_uri
     if uri:
         return uri
-    node = os.path.join(os.path.abspath(conf.libvirt.host_bundle), "node.xml")
+    bundle = data.resolve_bundle(conf.libvirt.host_bundle)
+    node = os.path.join(bundle, "node.xml")
     return "test://" + node
 
 
@@ -133,6 +135,26 @@ class Host:
             docs = [d.XMLDesc(0) for d in self.conn.listAllDevices()]
             self._devices = parse_node_devices(docs, self.topology())
         return self._devices
+
+    def instances_path(self):
+        """Where guests' disks live (Nova's ``instances_path``)."""
+        return os.path.join(self.conf.state_path, "instances")
+
+    def instances_disk_gb(self):
+        """Size of the instances filesystem in whole GiB (DISK_GB total)."""
+        path = self.instances_path()
+        try:
+            os.makedirs(path, exist_ok=True)
+            st = os.statvfs(path)
+        except OSError as exc:
+            raise HostError(
+                f"[DEFAULT] state_path: cannot use {path} for guest disks: "
+                f"{exc.strerror}",
+                code="host.instances-path",
+                key="[DEFAULT] state_path",
+                value=path,
+            ) from None
+        return st.f_blocks * st.f_frsize // (1024**3)
 
     def pci_addresses(self):
         """PCI addresses of the host's node devices (``0000:3b:00.0``)."""
