@@ -6,7 +6,6 @@ Placement).  nova-compute would call ``init_host``/``update_provider_tree``
 /``spawn``/``destroy``; the CLI calls the same methods.
 """
 
-import dataclasses
 import datetime
 import logging
 import os
@@ -14,107 +13,30 @@ import uuid as uuidlib
 
 from lxml import etree
 
-from nova_slices.devices.manager import DeviceManager
-from nova_slices.devices.mdev_backend import SysfsMdevBackend
-from nova_slices.devices.mdev_config import resolve_mdev_types
-from nova_slices.devices.pci_spec import assignable, parse_device_specs
-from nova_slices.devices.providers import mdev_providers, pci_providers
-from nova_slices.devices.registry import MdevRegistry
-from nova_slices.errors import (
-    GuestError,
-    NoCandidates,
-    NovaSlicesError,
-    TemplateError,
+from nova_slices.errors import NovaSlicesError, TemplateError
+from nova_slices.host_driver import (
+    CLI_PROJECT,
+    CLI_USER,
+    Discrepancy,
+    GuestView,
+    HostDriver,
+    check_name,
+    check_name_free,
+    devices_view,
 )
 from nova_slices.placement import claims
-from nova_slices.placement.client import expect
 from nova_slices.placement.request_groups import slice_device_groups
-from nova_slices.placement.sync import ProviderTreeSync
-from nova_slices.provider_tree import build_provider_tree, root_uuid
 from nova_slices.slices import encoding
-from nova_slices.slices.tree import load_tree, units_class
+from nova_slices.slices.tree import units_class
 from nova_slices.virt import metadata, templates
 from nova_slices.virt.host_check import check_domain
 from nova_slices.virt.schema import validate_domain_xml
 
 LOG = logging.getLogger(__name__)
 
-#: who owns allocations made from the command line
-CLI_PROJECT = "4e6f7661-536c-6963-6573-50726f6a6563"
-CLI_USER = "4e6f7661-536c-6963-6573-557365720000"
 
-
-@dataclasses.dataclass(frozen=True)
-class GuestView:
-    name: str
-    instance_uuid: str | None
-    slice_name: str | None
-    resource_class: str | None
-    state: str
-    allocations: dict
-    #: {"pci": [addresses], "mdevs": [uuids]} bound at spawn
-    devices: dict = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class Discrepancy:
-    code: str
-    message: str
-    instance_uuid: str
-    name: str | None = None
-
-
-def _check_name(name):
-    """libvirt refuses '/' in names (they become file names)."""
-    if not name or "/" in name or len(name) > 200:
-        raise GuestError(
-            f"guest name {name!r} is invalid: it must be 1-200 characters "
-            "without '/'",
-            code="guest.name-invalid",
-            key="name",
-            value=name,
-        ).with_status(2)
-
-
-class SliceDriver:
-    def __init__(self, conf, host, client, sync=None):
-        self.conf = conf
-        self.host = host
-        self.client = client
-        self.tree = load_tree(conf)
-        root = root_uuid(host.hostname)
-        device_providers, self.devices = self._device_setup(root)
-        self.providers = build_provider_tree(
-            host.hostname, self.tree, root, device_providers
-        )
-        self._sync = sync
-
-    def _device_setup(self, root):
-        """Device providers and their binder, from [devices] and [pci].
-
-        Built once at startup, so bad device configuration is refused
-        there.  (providers, None) when no device is configured.
-        """
-        conf = self.conf
-        if not (conf.devices.enabled_mdev_types or conf.pci.device_spec):
-            return [], None
-        host_devices = self.host.devices()
-        mdev_types = resolve_mdev_types(conf, host_devices)
-        specs = parse_device_specs(conf.pci.device_spec)
-        allowed = assignable(specs, host_devices)
-        hostname = self.host.hostname
-        providers = mdev_providers(
-            hostname, root, mdev_types, host_devices
-        ) + pci_providers(hostname, root, allowed, mdev_types)
-        manager = DeviceManager(
-            self.host,
-            root,
-            mdev_types,
-            allowed,
-            SysfsMdevBackend(conf.devices.mdev_sysfs_root),
-            MdevRegistry(conf.state_path),
-        )
-        return providers, manager
+class SliceDriver(HostDriver):
+    """A host carved into slices: operator templates, no root inventory."""
 
     def device_groups(self, resource_class, extra_specs):
         """The DeviceGroups a slice guest's extra specs ask for."""
@@ -126,24 +48,11 @@ class SliceDriver:
         own = encoding.slice_request(self.tree, resource_class).groups
         return slice_device_groups(extra_specs, set(own), slice_classes)
 
-    @property
-    def sync(self):
-        """One provider-tree sync (and its local copy) per driver."""
-        if self._sync is None:
-            self._sync = ProviderTreeSync(
-                self.client,
-                resync_interval=self.conf.placement.resync_interval,
-            )
-        return self._sync
-
     # -- startup -----------------------------------------------------------
     def check_templates(self):
         """Every slice template exists, is readable and compiles."""
         for s in self.tree.slices.values():
             templates.check_slice_template(s.template_file)
-
-    def update_provider_tree(self):
-        return self.sync.sync(self.providers)
 
     # -- guests ------------------------------------------------------------
     def spawn(
@@ -164,16 +73,10 @@ class SliceDriver:
         releases the allocation.
         """
         instance_uuid = instance_uuid or str(uuidlib.uuid4())
-        _check_name(name)
-        if self.host.lookup(name) is not None:
-            raise GuestError(
-                f"a guest named {name!r} already exists on this host",
-                code="guest.name-in-use",
-                key="name",
-                value=name,
-            )
+        check_name(name)
+        check_name_free(self.host, name)
         device_groups = self.device_groups(resource_class, extra_specs)
-        self._check_offered(device_groups)
+        self.check_offered(device_groups)
         claim = claims.claim_slice(
             self.client,
             self.tree,
@@ -193,13 +96,7 @@ class SliceDriver:
                 self.devices.provider_uuids if self.devices else frozenset(),
             )
             with self.host.lock():
-                if self.host.lookup(name) is not None:
-                    raise GuestError(
-                        f"a guest named {name!r} already exists on this host",
-                        code="guest.name-in-use",
-                        key="name",
-                        value=name,
-                    )
+                check_name_free(self.host, name)
                 binding = (
                     self.devices.bind(claim.allocations, instance_uuid)
                     if self.devices
@@ -228,7 +125,7 @@ class SliceDriver:
             resource_class,
             "running",
             claim.allocations,
-            _devices_view(binding),
+            devices_view(binding),
         )
 
     def render(
@@ -310,22 +207,6 @@ class SliceDriver:
             )
         return etree.tostring(domain, encoding="unicode")
 
-    def destroy(self, name):
-        with self.host.lock():
-            dom = self.host.lookup(name)
-            if dom is None:
-                raise GuestError(
-                    f"no guest named {name!r} on this host",
-                    code="guest.not-found",
-                    key="name",
-                    value=name,
-                )
-            record = metadata.read(dom.XMLDesc(0))
-            self.host.undefine(dom)
-        if record and record.instance_uuid:
-            claims.release(self.client, record.instance_uuid)
-        return record
-
     def guests(self):
         """Our guests with their allocations, and every disagreement."""
         usage = claims.tree_usage(self.client, self.providers)
@@ -395,112 +276,13 @@ class SliceDriver:
         views.sort(key=lambda v: v.name)
         return views, problems
 
-    def provider_views(self):
-        """The tree as Placement holds it, with usage, parents first.
-
-        Providers this host wants but Placement lacks are listed with
-        ``reported`` false (``nova-slices sync`` or a spawn reports them);
-        stale providers Placement still holds (kept because they hold
-        allocations) are listed too, so nothing is hidden.
-        """
-        held = self.sync.refresh(self.providers.root.uuid)
-        slice_of = self.providers.slice_of_provider()
-        desired = self.providers.by_uuid()
-        order = [p.uuid for p in self.providers.providers]
-        order += sorted(u for u in held if u not in desired)
-        out = []
-        for uuid in order:
-            cached = held.get(uuid)
-            if cached is None:
-                p = desired[uuid]
-                inv = {
-                    rc: {"total": i.total, "reserved": i.reserved, "used": 0}
-                    for rc, i in p.inventories.items()
-                }
-                out.append(
-                    {
-                        "name": p.name,
-                        "uuid": uuid,
-                        "parent_uuid": p.parent_uuid,
-                        "slice": p.slice_name,
-                        "inventories": inv,
-                        "traits": sorted(p.traits),
-                        "reported": False,
-                    }
-                )
-                continue
-            used = expect(
-                self.client.get(f"/resource_providers/{uuid}/usages"), 200
-            ).body["usages"]
-            out.append(
-                {
-                    "name": cached.name,
-                    "uuid": uuid,
-                    "parent_uuid": cached.parent_uuid,
-                    "slice": slice_of.get(uuid),
-                    "inventories": {
-                        rc: {
-                            "total": i["total"],
-                            "reserved": i["reserved"],
-                            "used": used.get(rc, 0),
-                        }
-                        for rc, i in cached.inventories.items()
-                    },
-                    "traits": sorted(cached.traits),
-                    "reported": True,
-                }
-            )
-        return out
-
-    def _check_offered(self, device_groups):
-        """A class no device of this host has can never be allocated
-        (and Placement would answer 400 for a class it never saw)."""
-        offered = self._device_classes()
-        for group in device_groups:
-            for rc, _ in group.resources:
-                if rc not in offered:
-                    raise NoCandidates(
-                        f"resources{group.suffix}:{rc}: no device of this "
-                        f"host offers {rc}; offered: "
-                        + (", ".join(offered) or "none"),
-                        code="device.not-offered",
-                        key=f"resources{group.suffix}:{rc}",
-                        value=rc,
-                    )
-
-    def _device_classes(self):
-        slice_uuids = self.providers.slice_of_provider()
-        return sorted(
-            {
-                rc
-                for p in self.providers.providers
-                if p.uuid not in slice_uuids and p.parent_uuid is not None
-                for rc in p.inventories
-            }
-        )
-
     def explain_unavailable(self, resource_class, extra_specs=None):
         """Why each slice of a class, and each device asked for, cannot
         be taken (for rejections)."""
         reasons = self._slice_reasons(resource_class)
-        wanted = {
-            rc
-            for group in self.device_groups(resource_class, extra_specs)
-            for rc, _ in group.resources
-        }
-        if wanted:
-            for view in self.provider_views():
-                for rc, inv in sorted(view["inventories"].items()):
-                    if rc in wanted and view["slice"] is None:
-                        free = inv["total"] - inv["reserved"] - inv["used"]
-                        reasons.append(
-                            {
-                                "device": view["name"],
-                                "reason": f"{rc}: {free} of "
-                                f"{inv['total']} free",
-                            }
-                        )
-        return reasons
+        return reasons + self.device_reasons(
+            self.device_groups(resource_class, extra_specs)
+        )
 
     def _slice_reasons(self, resource_class):
         usage = claims.tree_usage(self.client, self.providers)
@@ -526,12 +308,6 @@ class SliceDriver:
                 )
             reasons.append({"slice": name, "reason": why})
         return reasons
-
-
-def _devices_view(binding):
-    if binding is None:
-        return {"pci": [], "mdevs": []}
-    return {"pci": list(binding.pci), "mdevs": list(binding.mdev_uuids)}
 
 
 __all__ = ["SliceDriver", "GuestView", "Discrepancy", "NovaSlicesError"]

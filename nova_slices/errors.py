@@ -83,3 +83,15 @@ class RequestError(NovaSlicesError):
     """Flavor extra specs or image properties Nova would refuse."""
 
     code = "request.invalid"
+
+
+class NoFit(NovaSlicesError):
+    """A guest that does not fit on the host's NUMA cells now, and why."""
+
+    exit_status = 1
+    code = "fit.no-fit"
+
+    def __init__(self, message, reasons=(), **kwargs):
+        super().__init__(message, **kwargs)
+        #: the fitter's Reasons, each with its own stable code
+        self.reasons = tuple(reasons)

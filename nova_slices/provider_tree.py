@@ -86,18 +86,30 @@ ROOT_TRAITS = frozenset({os_traits.COMPUTE_SOCKET_PCI_NUMA_AFFINITY})
 
 
 def build_provider_tree(
-    hostname, slice_tree, compute_node_uuid=None, devices=()
+    hostname,
+    slice_tree,
+    compute_node_uuid=None,
+    devices=(),
+    root_inventories=None,
 ):
     """Desired providers for a host: slices and device providers.
 
     A host with slices reports nothing on its root (no VCPU, PCPU,
     MEMORY_MB or DISK_GB): the libvirt-slices spec's first version does
-    not mix slices with dynamic guests on one host.  ``devices`` are the
-    device providers (:mod:`nova_slices.devices.providers`), built for
-    the same root uuid.
+    not mix slices with dynamic guests on one host.  A host without
+    slices reports ``root_inventories``
+    (:func:`nova_slices.host.inventory.root_inventories`).  ``devices``
+    are the device providers (:mod:`nova_slices.devices.providers`),
+    built for the same root uuid.
     """
+    if root_inventories and slice_tree.slices:
+        raise ValueError("a host with slices reports no root inventory")
     root = compute_node_uuid or root_uuid(hostname)
-    providers = [Provider(hostname, root, None, {}, ROOT_TRAITS)]
+    providers = [
+        Provider(
+            hostname, root, None, dict(root_inventories or {}), ROOT_TRAITS
+        )
+    ]
     for s in slice_tree.parents_first():
         inventories = {s.resource_class: Inventory(total=1)}
         if not s.is_leaf:

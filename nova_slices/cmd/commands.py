@@ -5,7 +5,12 @@ import uuid as uuidlib
 
 from nova_slices.cmd.output import emit_errors, emit_json, table
 from nova_slices.cpuset import format_cpuset
-from nova_slices.errors import ConfigError, HostError, NovaSlicesError
+from nova_slices.errors import (
+    ConfigError,
+    HostError,
+    NovaSlicesError,
+    RequestError,
+)
 from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.devices import parse_node_devices, split_node_file
 from nova_slices.host.restrictions import load_restrictions
@@ -16,6 +21,10 @@ from nova_slices.slices.tree import load_tree
 
 def validate(args, rt):
     """Configuration, slice tree, templates and a dry render of each."""
+    if not rt.has_slices:
+        from nova_slices.cmd.dynamic import validate as validate_dynamic
+
+        return validate_dynamic(args, rt)
     tree = load_tree(rt.conf)
     errors = []
     checked = []
@@ -294,22 +303,32 @@ def flavor_specs(args, rt):
 
 
 def spawn(args, rt):
+    from nova_slices.cmd import dynamic
+
+    if not rt.has_slices:
+        return dynamic.spawn(args, rt, interfaces(args))
+    dynamic.refuse_flags(
+        args,
+        ("vcpus", "memory_mb", "image_property"),
+        "this host carves slices ([libvirt] slice_spec): a slice's "
+        "template fixes the guest's CPUs and memory",
+    )
+    if not args.slice_class:
+        raise RequestError(
+            "this host carves slices ([libvirt] slice_spec): give "
+            "--slice-class RC (one of "
+            + ", ".join(sorted(rt.driver.tree.classes))
+            + ")",
+            code="spawn.slice-class-required",
+            key="--slice-class",
+        )
     rt.driver.update_provider_tree()
-    interfaces = [
-        {
-            "type": "network",
-            "source": net,
-            "mac_address": _mac(args.name, i),
-            "model": "virtio",
-        }
-        for i, net in enumerate(args.network)
-    ]
     try:
         view = rt.driver.spawn(
             args.name,
             args.slice_class,
             instance_uuid=args.uuid,
-            interfaces=interfaces,
+            interfaces=interfaces(args),
             extra_specs=dict(args.extra_spec),
         )
     except NovaSlicesError as exc:
@@ -344,6 +363,19 @@ def _rejected(args, rt, exc):
     return exc.exit_status
 
 
+def interfaces(args):
+    """The --network flags as the interfaces a domain gets."""
+    return [
+        {
+            "type": "network",
+            "source": net,
+            "mac_address": _mac(args.name, i),
+            "model": "virtio",
+        }
+        for i, net in enumerate(args.network)
+    ]
+
+
 def _mac(name, index):
     digest = uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{name}/{index}").bytes
     return "52:54:00:%02x:%02x:%02x" % (digest[0], digest[1], digest[2])
@@ -358,6 +390,8 @@ def _guest_json(view):
         "state": view.state,
         "allocations": view.allocations,
         "devices": view.devices,
+        "flavor": view.flavor,
+        "cells": list(view.cells),
     }
 
 
@@ -406,7 +440,11 @@ def list_guests(args, rt):
             }
         )
         return 0
-    if views:
+    if views and not rt.has_slices:
+        from nova_slices.cmd.dynamic import guest_table
+
+        print(guest_table(views))
+    elif views:
         print(
             table(
                 [
@@ -427,6 +465,12 @@ def list_guests(args, rt):
     for p in problems:
         print(f"warning [{p.code}]: {p.message}")
     return 0
+
+
+def usage(args, rt):
+    from nova_slices.cmd.dynamic import usage as dynamic_usage
+
+    return dynamic_usage(args, rt)
 
 
 def mdevs(args, rt):

@@ -1,17 +1,23 @@
-"""``nova-slices demo``: the whole slice story in under a minute.
+"""``nova-slices demo``: the whole story in under a minute.
 
 Runs on the configured host (the embedded default when there is no
-configuration) but always in a fresh, temporary state directory, so it
-never touches the guests or the Placement database of a real run.
+configuration), or on the host bundle ``--host`` names with that
+bundle's own configuration, but always in a fresh, temporary state
+directory, so it never touches the guests or the Placement database of a
+real run.  A host with slices gets the slice tour; a host without, the
+dynamic one (:mod:`nova_slices.cmd.demo_dynamic`).
 """
 
+import os
 import shutil
 import tempfile
 import time
 
+from nova_slices import data
+from nova_slices.cmd import demo_dynamic
 from nova_slices.cmd.commands import render_providers
-from nova_slices.cmd.runtime import Runtime
-from nova_slices.errors import NoCandidates
+from nova_slices.cmd.runtime import BUNDLE_CONF, Runtime, load_conf
+from nova_slices.errors import ConfigError, NoCandidates
 
 FOUR = "CUSTOM_SLICE_4_GPU_V1"
 ONE = "CUSTOM_SLICE_1_GPU_V1"
@@ -25,16 +31,35 @@ def _say(text=""):
 
 def run(args, rt):
     started = time.monotonic()
+    conf = _bundle_conf(args.host) if getattr(args, "host", None) else rt.conf
     state = tempfile.mkdtemp(prefix="nova-slices-demo-")
-    rt.conf.set_override("state_path", state)
+    conf.set_override("state_path", state)
     try:
-        with Runtime(rt.conf) as demo_rt:
+        with Runtime(conf) as demo_rt:
+            if not demo_rt.has_slices:
+                return demo_dynamic.tour(demo_rt, started, time.monotonic)
             return _tour(demo_rt, started)
     finally:
         if getattr(args, "keep", False):
             _say(f"state kept in {state}")
         else:
             shutil.rmtree(state, ignore_errors=True)
+
+
+def _bundle_conf(name):
+    """The configuration of a host bundle: its own nova-slices.conf."""
+    bundle = data.resolve_bundle(name)
+    path = os.path.join(bundle, BUNDLE_CONF)
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"--host {name}: {path} does not exist; give a shipped bundle "
+            f"({', '.join(data.shipped_bundles())}) or a directory holding "
+            f"capabilities.xml, node.xml and {BUNDLE_CONF}",
+            code="config.bundle-invalid",
+            key="--host",
+            value=name,
+        )
+    return load_conf([path], overrides={("libvirt", "host_bundle"): bundle})
 
 
 def _tour(rt, started):

@@ -172,13 +172,42 @@ def build_parser():
     _add_format(p)
     p.set_defaults(func=commands.flavor_specs)
 
-    p = sub.add_parser("spawn", help="claim a slice and start a guest on it")
+    p = sub.add_parser(
+        "spawn",
+        help="start a guest: on a slice (--slice-class) on a host with "
+        "slices, else NUMA-placed and pinned from a flavor (--vcpus, "
+        "--memory-mb, extra specs, image properties)",
+    )
     p.add_argument("name")
     p.add_argument(
         "--slice-class",
-        required=True,
         metavar="RC",
-        help="slice resource class, e.g. CUSTOM_SLICE_4_GPU_V1",
+        help="hosts with slices: the slice resource class, e.g. "
+        "CUSTOM_SLICE_4_GPU_V1",
+    )
+    p.add_argument(
+        "--vcpus", type=int, help="hosts without slices: the flavor's vCPUs"
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        help="hosts without slices: the flavor's memory in MiB",
+    )
+    p.add_argument(
+        "--disk-gb",
+        type=int,
+        default=1,
+        help="hosts without slices: the flavor's root disk in GiB "
+        "(DISK_GB; default 1, 0 for none)",
+    )
+    p.add_argument(
+        "--image-property",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="hosts without slices: an image property such as "
+        "hw_cpu_policy=dedicated (repeatable)",
     )
     p.add_argument("--uuid", help="instance uuid (default: a new one)")
     p.add_argument(
@@ -194,9 +223,11 @@ def build_parser():
         default=[],
         type=_key_value,
         metavar="KEY=VALUE",
-        help="a device next to the slice, as a flavor asks for one: "
-        "resources[SUFFIX]:RC=N and trait[SUFFIX]:NAME=required|forbidden "
-        "(repeatable), e.g. resources_NIC:CUSTOM_NIC_VF=1",
+        help="a flavor extra spec (repeatable). With a slice: devices "
+        "only, resources[SUFFIX]:RC=N and trait[SUFFIX]:NAME=required|"
+        "forbidden, e.g. resources_NIC:CUSTOM_NIC_VF=1. Without slices: "
+        "every key Nova reads, e.g. hw:cpu_policy=dedicated, "
+        "hw:numa_nodes=2, pci_passthrough:alias=a100:1",
     )
     _add_format(p)
     p.set_defaults(func=commands.spawn)
@@ -217,6 +248,15 @@ def build_parser():
     p.set_defaults(func=commands.list_guests)
 
     p = sub.add_parser(
+        "usage",
+        help="hosts without slices: the pCPUs, memory, pages and devices "
+        "the guests use, rebuilt from libvirt (the fit --usage-json "
+        "format)",
+    )
+    _add_format(p)
+    p.set_defaults(func=commands.usage)
+
+    p = sub.add_parser(
         "mdevs",
         help="the mdevs nova-slices created, whether the kernel has them "
         "and which guest uses them",
@@ -230,7 +270,18 @@ def build_parser():
     _add_format(p)
     p.set_defaults(func=commands.mdevs)
 
-    p = sub.add_parser("demo", help="a tour on the embedded default host")
+    p = sub.add_parser(
+        "demo",
+        help="a tour on the embedded default host, or on another host "
+        "bundle (--host)",
+    )
+    p.add_argument(
+        "--host",
+        metavar="BUNDLE",
+        help="a shipped host bundle by name (gpu8-2s, nfv-snc-2s) or a "
+        "bundle directory (capabilities.xml, node.xml, nova-slices.conf); "
+        "its nova-slices.conf is the demo's configuration",
+    )
     p.add_argument(
         "--keep", action="store_true", help="keep the demo's state directory"
     )

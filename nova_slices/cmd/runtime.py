@@ -12,9 +12,11 @@ from oslo_config import cfg
 from nova_slices import conf as conf_mod
 from nova_slices import data
 from nova_slices.driver import SliceDriver
+from nova_slices.dynamic.driver import DynamicDriver
 from nova_slices.errors import ConfigError
 from nova_slices.host.connection import Host
 from nova_slices.placement import connect
+from nova_slices.slices.tree import load_tree
 
 BUNDLE_CONF = "nova-slices.conf"
 
@@ -88,6 +90,12 @@ class Runtime(contextlib.ExitStack):
 
     @property
     def driver(self):
+        """The slice driver when slices are configured, else dynamic."""
         if self._driver is None:
-            self._driver = SliceDriver(self.conf, self.host, self.client)
+            cls = SliceDriver if self.has_slices else DynamicDriver
+            self._driver = cls(self.conf, self.host, self.client)
         return self._driver
+
+    @property
+    def has_slices(self):
+        return bool(load_tree(self.conf).slices)

@@ -55,6 +55,8 @@ class DeviceManager:
         self.backend = backend
         self.registry = registry
         self.index = device_index(root, mdev_types, allowed)
+        #: the PCI devices [pci] device_spec allows guests to have
+        self.assignable = tuple(d for d, _ in allowed)
         self._devices = host.devices().by_address()
         self._models = {
             (d.address, t.name): MDEV_MODELS.get(t.device_api, "vfio-pci")
@@ -66,6 +68,35 @@ class DeviceManager:
     def provider_uuids(self):
         return frozenset(self.index)
 
+    def provider_of(self, address):
+        """(provider uuid, resource class) a PCI device is counted on."""
+        for rp, info in self.index.items():
+            if info.kind == "mdev":
+                continue
+            if info.address == address or address in info.members:
+                return rp, info.resource_class
+        raise BindingError(
+            f"PCI device {address} is not assignable on this host: no "
+            "[pci] device_spec allows it",
+            code="binding.not-assignable",
+            value=address,
+        )
+
+    def pci_allocations(self, addresses):
+        """{provider: {class: amount}} for PCI devices chosen by address."""
+        out = {}
+        for address in addresses:
+            rp, rc = self.provider_of(address)
+            mine = out.setdefault(rp, {})
+            mine[rc] = mine.get(rc, 0) + 1
+        return out
+
+    def numa_node_of_provider(self, rp):
+        """The NUMA node of a device provider's device (None: unknown)."""
+        info = self.index.get(rp)
+        device = self._devices.get(info.address) if info else None
+        return device.numa_node if device else None
+
     def in_use(self):
         """Devices held by any defined domain, with the domain's name."""
         used = {}
@@ -75,13 +106,31 @@ class DeviceManager:
                 used[key] = dom.name()
         return used
 
-    def bind(self, allocations, instance_uuid):
-        """DeviceBinding for ``allocations``; creates the mdevs it needs."""
+    def bind(self, allocations, instance_uuid, chosen=()):
+        """DeviceBinding for ``allocations``; creates the mdevs it needs.
+
+        ``chosen`` are PCI devices already picked by address (the
+        fitter's, by NUMA affinity); they are bound as they are, and the
+        rest of ``allocations`` is bound around them.
+        """
+        in_use = self.in_use()
+        taken = sorted(set(chosen) & set(in_use))
+        if taken:
+            raise BindingError(
+                f"PCI device(s) {taken} are already bound to "
+                f"{sorted({in_use[a] for a in taken})}",
+                code="binding.device-in-use",
+                value=taken,
+            )
         if not any(rp in self.index for rp in allocations):
-            return DeviceBinding()
+            return DeviceBinding(tuple(chosen))
         binding = plan_binding(
-            allocations, self.index, self.backend.list(), self.in_use()
+            allocations,
+            self.index,
+            self.backend.list(),
+            set(in_use) | set(chosen),
         )
+        binding = dataclasses.replace(binding, pci=tuple(chosen) + binding.pci)
         for uuid, mdev_type, parent in binding.create:
             if self.backend.available(parent, mdev_type) < 1:
                 raise BindingError(

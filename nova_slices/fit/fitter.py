@@ -240,7 +240,7 @@ def _pci_reasons(requests, free, cells, topology):
         ]
         if r.policy == "preferred" or len(ok) >= r.count:
             continue
-        where = sorted({str(d.numa_node) for d in matching})
+        where = ", ".join(sorted({str(d.numa_node) for d in matching}))
         if r.policy == "socket":
             yield Reason(
                 "pci.no-device-on-socket",

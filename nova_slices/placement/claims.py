@@ -85,6 +85,59 @@ def _natural(name):
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
 
 
+def put_allocations(
+    client,
+    consumer,
+    project_id,
+    user_id,
+    attempt,
+    what,
+    retries=5,
+    rng=random,
+    sleep=time.sleep,
+):
+    """PUT what ``attempt(lost)`` proposes as a new consumer's allocation.
+
+    ``attempt`` reads fresh candidates and returns ``(allocations,
+    label)`` ({provider: {class: amount}}), or raises NoCandidates; a 409
+    (a concurrent claim won, or took the capacity) is retried with
+    jittered back-off, ``lost`` counting the races lost so far.
+    """
+    lost = 0
+    for n in range(retries):
+        allocations, label = attempt(lost)
+        resp = client.put(
+            f"/allocations/{consumer}",
+            {
+                "allocations": {
+                    rp: {"resources": dict(resources)}
+                    for rp, resources in allocations.items()
+                },
+                "project_id": project_id,
+                "user_id": user_id,
+                "consumer_generation": None,
+            },
+        )
+        if resp.status == 204:
+            return allocations, label
+        if resp.status != 409:
+            expect(resp, 204)
+        lost += 1
+        LOG.info(
+            "claim of %s for %s lost a race (%s); retrying",
+            label,
+            consumer,
+            resp.error_code,
+        )
+        sleep(rng.uniform(0.01, 0.05) * (2**n))
+    raise PlacementError(
+        f"could not claim {what} for {consumer}: {retries} attempts all "
+        "lost to concurrent claims",
+        code="placement.claim-conflict",
+        value=what,
+    )
+
+
 def claim_slice(
     client,
     tree,
@@ -102,8 +155,8 @@ def claim_slice(
     guest's DeviceGroups) for ``consumer``, in one allocation."""
     request = slice_request(tree, resource_class).with_devices(devices)
     slice_of_provider = providers.slice_of_provider()
-    lost = 0
-    for attempt in range(retries):
+
+    def attempt(lost):
         body = _candidates(client, request, providers.root.uuid)
         best = _choose(body, slice_of_provider, tree)
         if best is None:
@@ -126,42 +179,22 @@ def claim_slice(
                 value=resource_class,
             )
         _, name, chosen = best
-        allocations = {
-            rp: {"resources": a["resources"]}
-            for rp, a in chosen["allocations"].items()
-        }
-        resp = client.put(
-            f"/allocations/{consumer}",
-            {
-                "allocations": allocations,
-                "project_id": project_id,
-                "user_id": user_id,
-                "consumer_generation": None,
-            },
-        )
-        if resp.status == 204:
-            return Claim(
-                consumer,
-                name,
-                resource_class,
-                {rp: a["resources"] for rp, a in allocations.items()},
-            )
-        if resp.status != 409:
-            expect(resp, 204)
-        lost += 1
-        LOG.info(
-            "claim of slice %s for %s lost a race (%s); retrying",
-            name,
-            consumer,
-            resp.error_code,
-        )
-        sleep(rng.uniform(0.01, 0.05) * (2**attempt))
-    raise PlacementError(
-        f"could not claim a {resource_class} slice for {consumer}: "
-        f"{retries} attempts all lost to concurrent claims",
-        code="placement.claim-conflict",
-        value=resource_class,
+        return {
+            rp: a["resources"] for rp, a in chosen["allocations"].items()
+        }, name
+
+    allocations, name = put_allocations(
+        client,
+        consumer,
+        project_id,
+        user_id,
+        attempt,
+        f"a {resource_class} slice",
+        retries,
+        rng,
+        sleep,
     )
+    return Claim(consumer, name, resource_class, allocations)
 
 
 def release(client, consumer):

@@ -1,11 +1,15 @@
-"""Device request groups from ``resources*:`` / ``trait*:`` extra specs.
+"""Placement request groups from a flavor, as Nova translates it (pure).
 
 A slice guest may ask for devices next to its slice (a VF of the NIC, a
 vGPU): each granular suffix becomes one Placement request group, and the
-unsuffixed resources one unsuffixed group, exactly as Nova translates a
-flavor.  A slice's template fixes its CPUs, NUMA cells and memory, so the
-``hw:`` keys that shape a dynamic guest have no meaning here and are
-refused rather than silently ignored.
+unsuffixed resources one unsuffixed group.  A slice's template fixes its
+CPUs, NUMA cells and memory, so the ``hw:`` keys that shape a dynamic
+guest have no meaning there and are refused rather than silently ignored.
+
+A dynamic guest (:func:`flavor_request`) asks the compute node for what
+Nova's ``ResourceRequest`` asks for: VCPU for its shared vCPUs, PCPU for
+its dedicated ones (plus one for an isolated emulator thread), MEMORY_MB
+and DISK_GB, all in the unsuffixed group, next to its device groups.
 """
 
 import dataclasses
@@ -105,9 +109,18 @@ def slice_device_groups(extra_specs, reserved_suffixes, slice_classes):
             continue
         if amount:
             groups.setdefault(suffix, {})[rc] = amount
+    return _with_traits(groups, traits)
+
+
+def _with_traits(groups, traits, unsuffixed_group=False):
+    """DeviceGroups from {suffix: {rc: amount}} and the trait specs.
+
+    A trait needs a group of its suffix to apply to; the unsuffixed
+    group always exists for a dynamic guest (its VCPU, MEMORY_MB...).
+    """
     required, forbidden = {}, {}
     for (suffix, trait), value in traits:
-        if suffix not in groups:
+        if suffix not in groups and not (unsuffixed_group and suffix == ""):
             key = f"trait{suffix}:{trait}"
             raise _fail(
                 "trait-without-group",
@@ -126,4 +139,83 @@ def slice_device_groups(extra_specs, reserved_suffixes, slice_classes):
             tuple(sorted(forbidden.get(suffix, ()))),
         )
         for suffix in sorted(groups)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FlavorRequest:
+    """One dynamic guest's Placement request: one allocation in all."""
+
+    #: ((resource class, amount), ...) taken from the compute node
+    root: tuple
+    #: DeviceGroups; the unsuffixed one also carries ``root``
+    groups: tuple
+    group_policy: str = "none"
+
+    @property
+    def suffixes(self):
+        return [g.suffix for g in self.groups]
+
+    @property
+    def device_groups(self):
+        """The groups as they ask for devices (root classes left out)."""
+        root = dict(self.root)
+        out = []
+        for g in self.groups:
+            devices = tuple((rc, n) for rc, n in g.resources if rc not in root)
+            if devices:
+                out.append(dataclasses.replace(g, resources=devices))
+        return tuple(out)
+
+    def query_params(self, root_uuid):
+        """GET /allocation_candidates parameters, kept on this host."""
+        params = []
+        for g in self.groups:
+            params += g.query_params()
+            params.append((f"in_tree{g.suffix}", root_uuid))
+        if any(g.suffix for g in self.groups):
+            params.append(("group_policy", self.group_policy))
+        return params
+
+
+def root_resources(request, disk_gb=0):
+    """What the compute node gives a dynamic guest (Nova's rules)."""
+    dedicated = len(request.dedicated_cpus)
+    pcpus = dedicated
+    if dedicated and request.emulator_threads_policy == "isolate":
+        pcpus += 1
+    amounts = (
+        ("VCPU", request.vcpus - dedicated),
+        ("PCPU", pcpus),
+        ("MEMORY_MB", request.memory_mb),
+        ("DISK_GB", disk_gb),
+    )
+    return tuple((rc, n) for rc, n in amounts if n)
+
+
+def flavor_request(request, disk_gb=0):
+    """The FlavorRequest of a dynamic guest's GuestRequest, checked."""
+    if type(disk_gb) is not int or disk_gb < 0:
+        raise _fail(
+            "disk-invalid", "disk_gb", disk_gb, "a whole number of GiB, >= 0"
+        )
+    root = root_resources(request, disk_gb)
+    groups = {"": dict(root)}
+    for (suffix, rc), amount in request.resources:
+        key = f"resources{suffix}:{rc}"
+        if rc in ROOT_CLASSES:
+            raise _fail(
+                "dynamic-root-resources",
+                key,
+                amount,
+                "a dynamic guest's VCPU, PCPU, MEMORY_MB and DISK_GB come "
+                "from --vcpus, --memory-mb, --disk-gb and hw:cpu_policy; "
+                "leave this key out",
+            )
+        if amount:
+            groups.setdefault(suffix, {})[rc] = amount
+    return FlavorRequest(
+        root,
+        _with_traits(groups, request.traits, unsuffixed_group=True),
+        request.group_policy or "none",
     )

@@ -31,6 +31,7 @@ def build_request(vcpus, memory_mb, extra_specs=None, image_props=None):
     policy = devices.pci_numa_policy(specs)
     aliases = devices.pci_aliases(specs)
     res, traits = resources.resources_and_traits(specs)
+    policy_of_groups = resources.group_policy(specs)
     # the slice class is read by the slice filter and driver, not here
     specs.flavor_only(FLAVOR_CLASS_KEY)
     return GuestRequest(
@@ -47,5 +48,6 @@ def build_request(vcpus, memory_mb, extra_specs=None, image_props=None):
         pci_aliases=aliases,
         resources=res,
         traits=traits,
+        group_policy=policy_of_groups,
         ignored=specs.unused(),
     )

@@ -54,6 +54,8 @@ class GuestRequest:
     resources: tuple = ()
     #: ((group suffix, trait), "required"|"forbidden") from trait*:NAME
     traits: tuple = ()
+    #: Placement's group_policy (none|isolate) for numbered groups
+    group_policy: str | None = None
     #: keys this package does not interpret (passed to Nova untouched)
     ignored: tuple = ()
 
@@ -88,5 +90,6 @@ class GuestRequest:
                 {"group": g, "trait": t, "value": v}
                 for (g, t), v in self.traits
             ],
+            "group_policy": self.group_policy,
             "ignored": list(self.ignored),
         }

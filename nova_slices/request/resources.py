@@ -9,7 +9,7 @@ import re
 import os_resource_classes as orc
 import os_traits
 
-from nova_slices.request.specs import as_int, fail
+from nova_slices.request.specs import as_choice, as_int, fail
 
 #: Nova's group suffix (nova/scheduler/utils.py XS_KEYPAT)
 _SUFFIX = r"([a-zA-Z0-9_-]{1,64})?"
@@ -18,6 +18,7 @@ _TRAIT_RE = re.compile(rf"^trait{_SUFFIX}:(.*)$")
 _STANDARD_TRAITS = frozenset(os_traits.get_traits())
 _CUSTOM_RE = re.compile(r"^CUSTOM_[A-Z0-9_]+$")
 TRAIT_VALUES = ("required", "forbidden")
+GROUP_POLICIES = ("none", "isolate")
 
 
 def _is_resource_class(name):
@@ -81,3 +82,13 @@ def resources_and_traits(specs):
                     "(trait:NAME=required)",
                 )
     return tuple(sorted(resources.items())), tuple(sorted(traits.items()))
+
+
+def group_policy(specs):
+    """``group_policy``: may two numbered groups share a provider?"""
+    value = specs.flavor_only("group_policy")
+    if value is None:
+        return None
+    return as_choice(
+        "group_policy", value, GROUP_POLICIES, "group-policy-invalid"
+    )

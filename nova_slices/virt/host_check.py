@@ -20,8 +20,12 @@ def _kib(size, unit):
         return None
 
 
-def check_domain(domain, topology, pci_addresses):
-    """Return a list of problems (empty when the domain fits the host)."""
+def check_domain(domain, topology, pci_addresses, mdev_uuids=None):
+    """Return a list of problems (empty when the domain fits the host).
+
+    ``mdev_uuids``, when given, are the mdevs the host has; every mdev
+    ``<hostdev>`` must name one of them.
+    """
     cpus = topology.cpu_ids
     cells = {c.id for c in topology.cells}
     pages = {p.size_kb for c in topology.cells for p in c.pages}
@@ -90,4 +94,36 @@ def check_domain(domain, topology, pci_addresses):
             problems.append(
                 f"<hostdev> PCI address {text} is not a device of this host"
             )
+    if mdev_uuids is not None:
+        for addr in domain.iterfind(
+            "devices/hostdev[@type='mdev']/source/address"
+        ):
+            if addr.get("uuid") not in mdev_uuids:
+                problems.append(
+                    f"<hostdev type='mdev'> uuid {addr.get('uuid')} is not "
+                    "an mdev of this host"
+                )
+    memnodes = {
+        int(n.get("cellid")): n.get("nodeset")
+        for n in domain.iterfind("numatune/memnode")
+    }
+    for page in domain.iterfind("memoryBacking/hugepages/page"):
+        size = _kib(page.get("size"), page.get("unit", "KiB"))
+        try:
+            guest_cells = parse_cpuset(page.get("nodeset") or "")
+        except ValueError:
+            continue
+        for guest_cell in sorted(guest_cells):
+            try:
+                hosts = parse_cpuset(memnodes.get(guest_cell) or "")
+            except ValueError:
+                continue
+            for h in sorted(hosts):
+                cell = topology.cell(h)
+                if cell is not None and cell.pool(size) is None:
+                    problems.append(
+                        f"<hugepages><page size='{page.get('size')}'> for "
+                        f"guest cell {guest_cell}: host cell {h} has no "
+                        "pool of that size"
+                    )
     return problems

@@ -11,6 +11,9 @@ import dataclasses
 
 from lxml import etree
 
+from nova_slices.cpuset import format_cpuset, parse_cpuset
+from nova_slices.fit.model import CellPlacement
+
 NS = "http://openstack.org/xmlns/nova-slices/1.0"
 PREFIX = "slices"
 
@@ -26,6 +29,18 @@ class GuestRecord:
     pci: tuple = ()
     #: (uuid, type, parent address) of the guest's mdevs
     mdevs: tuple = ()
+    #: a dynamic guest's NUMA cells (CellPlacement, ...): with ``pci``,
+    #: what its local claim took, so usage is rebuilt from libvirt alone
+    cells: tuple = ()
+    #: ((resource class, amount), ...) a dynamic guest took from the
+    #: compute node in Placement (cross-checked by ``list``)
+    resources: tuple = ()
+    #: a dynamic guest's flavor: vcpus, memory_mb, disk_gb
+    flavor: tuple | None = None
+
+    @property
+    def dynamic(self):
+        return self.flavor is not None
 
 
 def _q(tag):
@@ -33,6 +48,8 @@ def _q(tag):
 
 
 _devices, _pci, _mdev = _q("devices"), _q("pci"), _q("mdev")
+_numa, _cell, _resource = _q("numa"), _q("cell"), _q("resource")
+FLAVOR_FIELDS = ("vcpus", "memory_mb", "disk_gb")
 
 
 def inject(domain, record):
@@ -65,7 +82,64 @@ def inject(domain, record):
             etree.SubElement(
                 devices, _mdev, uuid=uuid, type=mdev_type, parent=parent
             )
+    if record.flavor is not None:
+        etree.SubElement(
+            inst,
+            _q("flavor"),
+            {
+                k: str(v)
+                for k, v in zip(FLAVOR_FIELDS, record.flavor, strict=True)
+            },
+        )
+        resources = etree.SubElement(inst, _q("resources"))
+        for rc, amount in record.resources:
+            etree.SubElement(
+                resources, _resource, {"class": rc, "amount": str(amount)}
+            )
+        numa = etree.SubElement(inst, _numa)
+        for c in record.cells:
+            etree.SubElement(numa, _cell, _cell_attrs(c))
     return domain
+
+
+def _cell_attrs(c):
+    attrs = {
+        "guest": str(c.guest_cell),
+        "host": str(c.host_cell),
+        "memory_mb": str(c.memory_mb),
+        "shared_vcpus": str(c.shared_vcpus),
+        "pinning": ",".join(f"{v}:{p}" for v, p in c.cpu_pinning),
+        "shared_cpus": format_cpuset(c.shared_cpus),
+        "reserved_cpus": format_cpuset(c.reserved_cpus),
+        "emulator_cpus": format_cpuset(c.emulator_cpus),
+    }
+    if c.pagesize_kb is not None:
+        attrs["pagesize_kb"] = str(c.pagesize_kb)
+    return attrs
+
+
+def _ids(text):
+    return frozenset(parse_cpuset(text)) if text else frozenset()
+
+
+def _cell_from(el):
+    pinning = tuple(
+        tuple(int(x) for x in pair.split(":"))
+        for pair in (el.get("pinning") or "").split(",")
+        if pair
+    )
+    pagesize = el.get("pagesize_kb")
+    return CellPlacement(
+        guest_cell=int(el.get("guest")),
+        host_cell=int(el.get("host")),
+        cpu_pinning=pinning,
+        shared_cpus=_ids(el.get("shared_cpus")),
+        reserved_cpus=_ids(el.get("reserved_cpus")),
+        emulator_cpus=_ids(el.get("emulator_cpus")),
+        memory_mb=int(el.get("memory_mb")),
+        pagesize_kb=None if pagesize is None else int(pagesize),
+        shared_vcpus=int(el.get("shared_vcpus", "0")),
+    )
 
 
 def _insert_index(domain):
@@ -97,4 +171,16 @@ def read(domain_xml):
             (el.get("uuid"), el.get("type"), el.get("parent"))
             for el in inst.iterfind(f"{_devices}/{_mdev}")
         ),
+        tuple(_cell_from(el) for el in inst.iterfind(f"{_numa}/{_cell}")),
+        tuple(
+            (el.get("class"), int(el.get("amount")))
+            for el in inst.iterfind(f"{_q('resources')}/{_resource}")
+        ),
+        _flavor_from(inst.find(_q("flavor"))),
     )
+
+
+def _flavor_from(el):
+    if el is None:
+        return None
+    return tuple(int(el.get(k, "0")) for k in FLAVOR_FIELDS)

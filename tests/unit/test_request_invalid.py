@@ -623,6 +623,16 @@ INVALID = [
         mention="HW_CPU_FOO",
     ),
     Bad(
+        "group-policy-unknown",
+        4,
+        4096,
+        {"resources1:VGPU": "1", "group_policy": "spread"},
+        {},
+        "group-policy-invalid",
+        "group_policy",
+        mention="isolate",
+    ),
+    Bad(
         "trait-value-not-required-or-forbidden",
         4,
         4096,

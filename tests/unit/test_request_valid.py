@@ -39,6 +39,7 @@ def request(vcpus, memory_mb, cells=(), **fields):
         "pci_aliases": [],
         "resources": [],
         "traits": [],
+        "group_policy": None,
         "ignored": [],
     }
     unknown = set(fields) - set(out)
@@ -463,6 +464,26 @@ VALID = [
                 trait("", "HW_CPU_X86_AVX2", "required"),
                 trait("1", "CUSTOM_X", "required"),
             ],
+        ),
+    ),
+    Good(
+        "group-policy-isolate",
+        2,
+        2048,
+        {
+            "resources_NIC:CUSTOM_NIC_VF": "1",
+            "resources_GPU:VGPU": "1",
+            "group_policy": "isolate",
+        },
+        {},
+        request(
+            2,
+            2048,
+            resources=[
+                resource("_GPU", "VGPU", 1),
+                resource("_NIC", "CUSTOM_NIC_VF", 1),
+            ],
+            group_policy="isolate",
         ),
     ),
     Good(

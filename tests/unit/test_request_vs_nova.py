@@ -122,6 +122,10 @@ LENIENT = "Nova accepts"
 # extra spec validator (or its flavor schema, for vcpus/memory) does
 # refuse the flavor, so hardware.py never sees it.
 ALLOWED_DIFFERENCES = {
+    "group-policy-unknown": (
+        API,
+        "group_policy's validator takes none or isolate only",
+    ),
     "vcpus-zero": (API, "flavor schema: vcpus is at least 1"),
     "vcpus-negative": (API, "flavor schema: vcpus is at least 1"),
     "memory-zero": (API, "flavor schema: memory_mb is at least 1"),

@@ -1,0 +1,1 @@
+"""Dynamic guests: NUMA-pinned domain XML on hosts without slices."""

@@ -1,0 +1,468 @@
+"""The dynamic driver: a host without slices, as Nova's libvirt host.
+
+Spawning one guest, all under the host lock so that no two spawns see
+the same pCPU, page or device as free:
+
+1. usage is rebuilt from the defined domains' records (libvirt is the
+   only state; a restart changes nothing);
+2. the fitter places the guest on the host's NUMA cells and picks its
+   PCI devices by affinity, or says why it cannot (exit 1);
+3. the local claim adds that placement to the usage, refusing anything
+   taken twice;
+4. Placement is claimed for the flavor (VCPU/PCPU/MEMORY_MB/DISK_GB and
+   device groups) plus the fitter's devices, in one allocation;
+5. devices are bound (mdevs created), the domain XML generated,
+   validated against libvirt's schema and the host, defined and started.
+
+Any failure after step 4 deletes the allocation.
+"""
+
+import datetime
+import logging
+import uuid as uuidlib
+
+from lxml import etree
+
+from nova_slices.devices.binding import DeviceBinding
+from nova_slices.dynamic.usage import usage_of
+from nova_slices.errors import GuestError, NoFit
+from nova_slices.fit import claims as local_claims
+from nova_slices.fit.claims import ClaimError
+from nova_slices.fit.fitter import fit
+from nova_slices.fit.model import Rejection
+from nova_slices.fit.pci import build_requests, parse_aliases
+from nova_slices.host.devices import HostDevices
+from nova_slices.host.inventory import Ratios, root_inventories
+from nova_slices.host.restrictions import load_restrictions
+from nova_slices.host_driver import (
+    CLI_PROJECT,
+    CLI_USER,
+    Discrepancy,
+    GuestView,
+    HostDriver,
+    check_name,
+    check_name_free,
+    devices_view,
+)
+from nova_slices.placement import claims
+from nova_slices.placement.client import expect
+from nova_slices.placement.flavor_claims import claim_flavor, merge
+from nova_slices.placement.request_groups import flavor_request
+from nova_slices.request.build import build_request
+from nova_slices.virt import metadata
+from nova_slices.virt.guest_xml import GuestDomain, guest_domain
+from nova_slices.virt.host_check import check_domain
+from nova_slices.virt.schema import validate_domain_xml
+
+LOG = logging.getLogger(__name__)
+
+
+class DynamicDriver(HostDriver):
+    """A host whose guests get generated, NUMA-pinned domain XML."""
+
+    def __init__(self, conf, host, client, sync=None):
+        self.topology = host.topology()
+        self.restrictions = load_restrictions(conf, self.topology)
+        self.aliases = parse_aliases(conf.pci.alias)
+        super().__init__(conf, host, client, sync)
+        self.pci_devices = HostDevices(
+            self.devices.assignable if self.devices else ()
+        )
+
+    def _root_inventories(self):
+        return root_inventories(
+            self.topology,
+            self.restrictions,
+            Ratios.from_conf(self.conf),
+            self.host.instances_disk_gb(),
+        )
+
+    # -- usage ---------------------------------------------------------
+    def records(self):
+        """Our dynamic guests' records, from libvirt."""
+        out = []
+        for dom in self.host.domains():
+            record = metadata.read(dom.XMLDesc(0))
+            if record is not None and record.dynamic:
+                out.append(record)
+        return out
+
+    def usage(self):
+        """The host's usage, rebuilt from the defined domains."""
+        return usage_of(self.topology, self.records(), self.restrictions)
+
+    # -- spawn ---------------------------------------------------------
+    def spawn(
+        self,
+        name,
+        vcpus,
+        memory_mb,
+        disk_gb=0,
+        extra_specs=None,
+        image_props=None,
+        instance_uuid=None,
+        interfaces=(),
+    ):
+        """Fit, claim, bind, generate, define and start one guest."""
+        check_name(name)
+        request = build_request(vcpus, memory_mb, extra_specs, image_props)
+        flavor = flavor_request(request, disk_gb)
+        self.check_offered(flavor.device_groups)
+        build_requests(request, self.aliases)  # unknown alias: exit 2
+        if request.ignored:
+            LOG.warning(
+                "%s: ignoring keys nova-slices does not interpret: %s",
+                name,
+                ", ".join(request.ignored),
+            )
+        instance_uuid = instance_uuid or str(uuidlib.uuid4())
+        with self.host.lock():
+            check_name_free(self.host, name)
+            usage = self.usage()
+            placement = fit(
+                self.topology,
+                request,
+                usage,
+                self.restrictions,
+                self.pci_devices,
+                self.aliases,
+                pack=self.conf.compute.packing_host_numa_cells_allocation_strategy,
+            )
+            if isinstance(placement, Rejection):
+                codes = dict.fromkeys(r.code for r in placement.reasons)
+                raise NoFit(
+                    f"guest {name} does not fit on this host now: "
+                    + ", ".join(codes)
+                    + (
+                        f" ({placement.reasons[0].message})"
+                        if len(placement.reasons) == 1
+                        else f" ({len(placement.reasons)} reasons)"
+                    ),
+                    placement.reasons,
+                    value=name,
+                )
+            # the local claim: refuses anything the usage already holds
+            local_claims.claim(
+                self.topology,
+                usage,
+                placement,
+                self.restrictions,
+                self.pci_devices,
+            )
+            chosen = (
+                self.devices.pci_allocations(placement.pci_devices)
+                if self.devices
+                else {}
+            )
+            allocations = claim_flavor(
+                self.client,
+                flavor,
+                self.providers.root.uuid,
+                instance_uuid,
+                CLI_PROJECT,
+                CLI_USER,
+                extra=chosen,
+                nearness=self._nearness(placement),
+                retries=self.conf.placement.claim_retries,
+            )
+            try:
+                binding = self._bind(
+                    allocations, chosen, placement, instance_uuid
+                )
+                xml = self.render(
+                    name,
+                    instance_uuid,
+                    request,
+                    placement,
+                    flavor,
+                    binding,
+                    disk_gb,
+                    interfaces,
+                )
+                self.host.define_and_start(xml)
+            except BaseException:
+                claims.release(self.client, instance_uuid)
+                raise
+        LOG.info(
+            "spawned %s (%s) on cells %s",
+            name,
+            instance_uuid,
+            [c.host_cell for c in placement.cells],
+        )
+        return GuestView(
+            name,
+            instance_uuid,
+            None,
+            None,
+            "running",
+            allocations,
+            devices_view(binding),
+            {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb},
+            tuple(c.to_dict() for c in placement.cells),
+        )
+
+    def _nearness(self, placement):
+        """Device providers near the guest score higher (same cell 2,
+        same socket 1): a vGPU on the guest's own socket is preferred."""
+        if not self.devices or not placement.cells:
+            return {}
+        cells = {c.host_cell for c in placement.cells}
+        sockets = {self.topology.socket_of_cell(c) for c in cells}
+        out = {}
+        for rp in self.devices.provider_uuids:
+            node = self.devices.numa_node_of_provider(rp)
+            if node in cells:
+                out[rp] = 2
+            elif node is not None and (
+                self.topology.socket_of_cell(node) in sockets
+            ):
+                out[rp] = 1
+        return out
+
+    def _bind(self, allocations, chosen, placement, instance_uuid):
+        if self.devices is None:
+            return DeviceBinding(tuple(placement.pci_devices))
+        # the fitter's devices are bound by address; the rest of the
+        # device allocation (resources*: groups) around them
+        rest = merge(
+            allocations,
+            {
+                rp: {rc: -n for rc, n in resources.items()}
+                for rp, resources in chosen.items()
+            },
+        )
+        return self.devices.bind(
+            rest, instance_uuid, chosen=placement.pci_devices
+        )
+
+    def render(
+        self,
+        name,
+        instance_uuid,
+        request,
+        placement,
+        flavor,
+        binding,
+        disk_gb,
+        interfaces=(),
+    ):
+        """The guest's domain XML with our record, validated twice."""
+        mdevs = (
+            self.devices.render_devices(binding)["mdev"]
+            if self.devices
+            else []
+        )
+        guest = GuestDomain(
+            name,
+            instance_uuid,
+            f"{self.host.instances_path()}/{instance_uuid}/disk",
+            tuple(interfaces),
+            tuple(binding.pci),
+            tuple(mdevs),
+        )
+        domain = guest_domain(
+            guest, request, placement, self.topology, self.restrictions
+        )
+        metadata.inject(
+            domain,
+            metadata.GuestRecord(
+                name,
+                instance_uuid,
+                None,
+                None,
+                datetime.datetime.now(datetime.UTC).isoformat(
+                    timespec="seconds"
+                ),
+                tuple(binding.pci),
+                binding.mdevs + binding.create,
+                placement.cells,
+                flavor.root,
+                (request.vcpus, request.memory_mb, disk_gb),
+            ),
+        )
+        validate_domain_xml(domain)
+        problems = check_domain(
+            domain,
+            self.topology,
+            self.host.pci_addresses(),
+            self._mdev_uuids(),
+        )
+        if problems:
+            raise GuestError(
+                f"generated domain XML for {name} does not fit this host: "
+                + "; ".join(problems),
+                code="guest.host-mismatch",
+                value=name,
+            )
+        return etree.tostring(domain, encoding="unicode")
+
+    def _mdev_uuids(self):
+        if self.devices is None:
+            return None
+        return {m.uuid for m in self.devices.backend.list()}
+
+    def summary(self):
+        """What this host offers dynamic guests (for ``validate``)."""
+        r = self.restrictions
+        all_cpus = self.topology.cpu_ids
+        return {
+            "cells": len(self.topology.cells),
+            "dedicated_cpus": len(r.dedicated_cpus or ()),
+            "shared_cpus": len(
+                r.shared_cpus
+                if r.shared_cpus is not None
+                else (() if r.dedicated_cpus else all_cpus)
+            ),
+            "assignable_pci": [d.address for d in self.pci_devices.pci],
+            "aliases": sorted(self.aliases),
+            "mdev_types": sorted(
+                {
+                    i.mdev_type
+                    for i in (
+                        self.devices.index.values() if self.devices else ()
+                    )
+                    if i.mdev_type
+                }
+            ),
+        }
+
+    def sample_domain(self):
+        """Domain XML of a small pinned guest on the empty host (checked
+        against libvirt's schema and the host), or None if it cannot fit."""
+        request = build_request(
+            2,
+            1024,
+            {"hw:cpu_policy": "dedicated"}
+            if self.restrictions.dedicated_cpus
+            else {"hw:numa_nodes": "1"},
+        )
+        placement = fit(self.topology, request, None, self.restrictions)
+        if isinstance(placement, Rejection):
+            return None
+        return self.render(
+            "validate-sample",
+            str(uuidlib.uuid4()),
+            request,
+            placement,
+            flavor_request(request, 1),
+            DeviceBinding(),
+            1,
+        )
+
+    # -- listing -------------------------------------------------------
+    def allocations_by_consumer(self):
+        """{consumer: {provider: resources}} over this host's providers."""
+        out = {}
+        for p in self.providers.providers:
+            resp = self.client.get(f"/resource_providers/{p.uuid}/allocations")
+            if resp.status == 404:
+                continue
+            for consumer, alloc in (
+                expect(resp, 200).body["allocations"].items()
+            ):
+                out.setdefault(consumer, {})[p.uuid] = alloc["resources"]
+        return out
+
+    def guests(self):
+        """Our guests with their allocations, and every disagreement
+        between libvirt, the rebuilt usage and Placement."""
+        by_consumer = self.allocations_by_consumer()
+        root = self.providers.root.uuid
+        views, problems, seen = [], [], set()
+        for dom in self.host.domains():
+            record = metadata.read(dom.XMLDesc(0))
+            if record is None:
+                continue
+            allocations = by_consumer.get(record.instance_uuid, {})
+            seen.add(record.instance_uuid)
+            views.append(
+                GuestView(
+                    record.name,
+                    record.instance_uuid,
+                    record.slice_name,
+                    record.resource_class,
+                    "running" if dom.isActive() else "shut off",
+                    allocations,
+                    {
+                        "pci": list(record.pci),
+                        "mdevs": [m[0] for m in record.mdevs],
+                    },
+                    dict(
+                        zip(
+                            metadata.FLAVOR_FIELDS,
+                            record.flavor or (),
+                            strict=False,
+                        )
+                    ),
+                    tuple(c.to_dict() for c in record.cells),
+                )
+            )
+            held = allocations.get(root, {})
+            if not allocations:
+                problems.append(
+                    Discrepancy(
+                        "guest.no-allocation",
+                        f"guest {record.name} ({record.instance_uuid}) "
+                        "holds no allocation in Placement; its CPUs and "
+                        "memory may be given to another host's guest",
+                        record.instance_uuid,
+                        record.name,
+                    )
+                )
+            elif held != dict(record.resources):
+                problems.append(
+                    Discrepancy(
+                        "guest.allocation-mismatch",
+                        f"guest {record.name} was given "
+                        f"{dict(record.resources)} of the compute node but "
+                        f"its allocation there is {held}",
+                        record.instance_uuid,
+                        record.name,
+                    )
+                )
+        for consumer, allocations in sorted(by_consumer.items()):
+            if consumer not in seen:
+                problems.append(
+                    Discrepancy(
+                        "allocation.no-guest",
+                        f"consumer {consumer} holds "
+                        f"{sum(len(r) for r in allocations.values())} "
+                        "resource allocation(s) on this host but no guest "
+                        "here records it; they stay used until the "
+                        "allocation is deleted",
+                        consumer,
+                    )
+                )
+        try:
+            self.usage()
+        except ClaimError as exc:
+            problems.append(Discrepancy(exc.code, exc.message, "", exc.value))
+        views.sort(key=lambda v: v.name)
+        return views, problems
+
+    def explain_placement(self, flavor):
+        """How much of each class the flavor asks of Placement is free
+        (capacity: (total - reserved) x allocation ratio, as Placement
+        counts)."""
+        wanted = {rc for g in flavor.groups for rc, _ in g.resources}
+        desired = self.providers.by_uuid()
+        reasons = []
+        for view in self.provider_views():
+            mine = desired.get(view["uuid"])
+            for rc, inv in sorted(view["inventories"].items()):
+                if rc not in wanted:
+                    continue
+                ratio = (
+                    mine.inventories[rc].allocation_ratio
+                    if mine and rc in mine.inventories
+                    else 1.0
+                )
+                capacity = int((inv["total"] - inv["reserved"]) * ratio)
+                reasons.append(
+                    {
+                        "provider": view["name"],
+                        "reason": f"{rc}: {capacity - inv['used']} of "
+                        f"{capacity} free",
+                    }
+                )
+        return reasons
