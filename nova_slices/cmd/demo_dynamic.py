@@ -3,8 +3,8 @@
 Guests are placed from their flavors: a pinned 2-cell guest on 1 GiB
 pages, a GPU guest under the ``socket`` PCI NUMA policy (and one the
 policy refuses, with its reasons), a guest with a VF of the NIC on its
-own cell; then usage is rebuilt from libvirt in a fresh process state and
-compared, and everything is destroyed.
+own cell; then usage is rebuilt from libvirt through a new connection, as
+after a restart, and compared, and everything is destroyed.
 """
 
 from nova_slices.cmd.commands import render_providers
@@ -141,7 +141,8 @@ def tour(rt, started, clock):
         again = fresh.driver.usage()
         views, problems = fresh.driver.guests()
     _say(
-        "\n5. a fresh process rebuilds the same usage from libvirt: "
+        "\n5. as after a restart (a new libvirt connection and Placement "
+        "client), the usage rebuilt from libvirt is the same: "
         f"{again == usage}; {len(views)} guests, {len(problems)} "
         "disagreements with Placement"
     )

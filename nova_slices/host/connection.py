@@ -163,16 +163,21 @@ class Host:
     # -- persistence for the test driver -------------------------------------
     @contextlib.contextmanager
     def lock(self):
-        """Serialize mutations across threads and processes of this host."""
+        """Serialize mutations across threads and processes of this host.
+
+        A file lock under ``state_path`` with any driver: a dynamic
+        guest's local claim (its pCPUs, pages, devices) is only safe if
+        no other process on the host claims between our read of the
+        domains and our define.  Not re-entrant.
+        """
         with self._thread_lock:
-            if not self.test_driver:
-                yield
-                return
-            path = os.path.join(self.conf.state_path, "libvirt", "lock")
+            os.makedirs(self.conf.state_path, exist_ok=True)
+            path = os.path.join(self.conf.state_path, "host.lock")
             with open(path, "a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
-                    self._load_persisted()
+                    if self.test_driver:
+                        self._load_persisted()
                     yield
                 finally:
                     fcntl.flock(handle, fcntl.LOCK_UN)

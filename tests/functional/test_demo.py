@@ -69,7 +69,7 @@ def test_demo_on_the_host_without_slices(tmp_path):
     assert "refused [fit.no-fit]" in out
     assert "[pci.no-device-on-socket] alias a100 (numa policy socket)" in out
     assert "devices: 0000:31:00.0" in out
-    assert "rebuilds the same usage from libvirt: True" in out
+    assert "the usage rebuilt from libvirt is the same: True" in out
     assert "0 disagreements with Placement" in out
     assert "every CPU, page, device and allocation free again: True" in out
 
