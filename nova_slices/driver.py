@@ -216,26 +216,10 @@ class SliceDriver(HostDriver):
                 by_consumer.setdefault(consumer, {})[slice_name] = resources
         views, problems = [], []
         seen = set()
-        for dom in self.host.domains():
-            record = metadata.read(dom.XMLDesc(0))
-            if record is None:
-                continue
+        for dom, record in self.recorded_guests():
             allocations = by_consumer.get(record.instance_uuid, {})
             seen.add(record.instance_uuid)
-            views.append(
-                GuestView(
-                    record.name,
-                    record.instance_uuid,
-                    record.slice_name,
-                    record.resource_class,
-                    "running" if dom.isActive() else "shut off",
-                    allocations,
-                    {
-                        "pci": list(record.pci),
-                        "mdevs": [m[0] for m in record.mdevs],
-                    },
-                )
-            )
+            views.append(self.guest_view(dom, record, allocations))
             if not allocations:
                 problems.append(
                     Discrepancy(

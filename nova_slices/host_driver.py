@@ -168,6 +168,37 @@ class HostDriver:
         return self.sync.sync(self.providers)
 
     # -- guests ------------------------------------------------------------
+    def recorded_guests(self):
+        """(domain, GuestRecord) of every guest carrying our record."""
+        out = []
+        for dom in self.host.domains():
+            record = metadata.read(dom.XMLDesc(0))
+            if record is not None:
+                out.append((dom, record))
+        return out
+
+    @staticmethod
+    def guest_view(dom, record, allocations):
+        """How ``list`` shows a guest: its record and its allocations."""
+        return GuestView(
+            record.name,
+            record.instance_uuid,
+            record.slice_name,
+            record.resource_class,
+            "running" if dom.isActive() else "shut off",
+            allocations,
+            {
+                "pci": list(record.pci),
+                "mdevs": [m[0] for m in record.mdevs],
+            },
+            (
+                dict(zip(metadata.FLAVOR_FIELDS, record.flavor, strict=True))
+                if record.flavor
+                else None
+            ),
+            tuple(c.to_dict() for c in record.cells),
+        )
+
     def destroy(self, name):
         """Stop and undefine a guest, then delete its allocations."""
         with self.host.lock():

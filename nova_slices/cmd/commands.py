@@ -3,7 +3,12 @@
 import json
 import uuid as uuidlib
 
-from nova_slices.cmd.output import emit_errors, emit_json, table
+from nova_slices.cmd.output import (
+    emit_errors,
+    emit_json,
+    emit_rejection,
+    table,
+)
 from nova_slices.cpuset import format_cpuset
 from nova_slices.errors import (
     ConfigError,
@@ -351,16 +356,16 @@ def _rejected(args, rt, exc):
     reasons = rt.driver.explain_unavailable(
         args.slice_class, dict(args.extra_spec)
     )
-    if args.format == "json":
-        emit_json({"errors": [exc.to_dict()], "reasons": reasons})
-    else:
-        emit_errors([exc], "text")
-        for r in reasons:
-            if "slice" in r:
-                print(f"  slice {r['slice']}: {r['reason']}")
-            else:
-                print(f"  device {r['device'] or '-'}: {r['reason']}")
-    return exc.exit_status
+    return emit_rejection(
+        args.format,
+        exc,
+        reasons,
+        lambda r: (
+            f"slice {r['slice']}: {r['reason']}"
+            if "slice" in r
+            else f"device {r['device'] or '-'}: {r['reason']}"
+        ),
+    )
 
 
 def interfaces(args):

@@ -1,6 +1,6 @@
 """The commands of a host without slices: spawn from a flavor, usage."""
 
-from nova_slices.cmd.output import emit_errors, emit_json, table
+from nova_slices.cmd.output import emit_json, emit_rejection, table
 from nova_slices.cpuset import format_cpuset
 from nova_slices.errors import NoCandidates, NoFit, RequestError
 from nova_slices.placement.request_groups import flavor_request
@@ -82,16 +82,16 @@ def spawn(args, rt, interfaces):
 
 
 def _refused(args, exc, reasons):
-    if args.format == "json":
-        emit_json({"errors": [exc.to_dict()], "reasons": reasons})
-        return exc.exit_status
-    emit_errors([exc], "text")
-    for r in reasons:
-        if "code" in r:
-            print(f"  [{r['code']}] {r['message']}")
-        else:
-            print(f"  {r['provider']}: {r['reason']}")
-    return exc.exit_status
+    return emit_rejection(
+        args.format,
+        exc,
+        reasons,
+        lambda r: (
+            f"[{r['code']}] {r['message']}"
+            if "code" in r
+            else f"{r['provider']}: {r['reason']}"
+        ),
+    )
 
 
 def cell_lines(cells):

@@ -39,21 +39,19 @@ def add_request_args(p):
     """The flavor and image flags shared by ``request`` and ``fit``."""
     p.add_argument("--vcpus", type=int, required=True)
     p.add_argument("--memory-mb", type=int, required=True)
+    _add_pairs(p, "--extra-spec", "flavor extra spec (repeatable)")
+    _add_pairs(p, "--image-property", "image property (repeatable)")
+
+
+def _add_pairs(p, flag, help_text):
+    """A repeatable KEY=VALUE flag (extra specs, image properties)."""
     p.add_argument(
-        "--extra-spec",
+        flag,
         action="append",
         default=[],
         type=_key_value,
         metavar="KEY=VALUE",
-        help="flavor extra spec (repeatable)",
-    )
-    p.add_argument(
-        "--image-property",
-        action="append",
-        default=[],
-        type=_key_value,
-        metavar="KEY=VALUE",
-        help="image property (repeatable)",
+        help=help_text,
     )
 
 
@@ -200,13 +198,10 @@ def build_parser():
         help="hosts without slices: the flavor's root disk in GiB "
         "(DISK_GB; default 1, 0 for none)",
     )
-    p.add_argument(
+    _add_pairs(
+        p,
         "--image-property",
-        action="append",
-        default=[],
-        type=_key_value,
-        metavar="KEY=VALUE",
-        help="hosts without slices: an image property such as "
+        "hosts without slices: an image property such as "
         "hw_cpu_policy=dedicated (repeatable)",
     )
     p.add_argument("--uuid", help="instance uuid (default: a new one)")
@@ -217,13 +212,10 @@ def build_parser():
         metavar="NAME",
         help="attach a virtio NIC on this libvirt network (repeatable)",
     )
-    p.add_argument(
+    _add_pairs(
+        p,
         "--extra-spec",
-        action="append",
-        default=[],
-        type=_key_value,
-        metavar="KEY=VALUE",
-        help="a flavor extra spec (repeatable). With a slice: devices "
+        "a flavor extra spec (repeatable). With a slice: devices "
         "only, resources[SUFFIX]:RC=N and trait[SUFFIX]:NAME=required|"
         "forbidden, e.g. resources_NIC:CUSTOM_NIC_VF=1. Without slices: "
         "every key Nova reads, e.g. hw:cpu_policy=dedicated, "

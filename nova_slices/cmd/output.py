@@ -22,6 +22,18 @@ def emit_errors(errors, fmt, stream=None):
         stream.write(f"error [{err.code}]: {err.message}\n")
 
 
+def emit_rejection(fmt, exc, reasons, describe):
+    """A refused request and why: ``{"errors", "reasons"}`` in JSON, or
+    the error then one line per reason (``describe(reason)``)."""
+    if fmt == "json":
+        emit_json({"errors": [exc.to_dict()], "reasons": reasons})
+        return exc.exit_status
+    emit_errors([exc], "text")
+    for reason in reasons:
+        print("  " + describe(reason))
+    return exc.exit_status
+
+
 def table(rows, headers):
     """Plain fixed-width table as a string."""
     rows = [[str(c) for c in row] for row in rows]

@@ -5,6 +5,7 @@ libvirt; those that do share one of each per process.
 """
 
 import contextlib
+import functools
 import os
 
 from oslo_config import cfg
@@ -96,6 +97,6 @@ class Runtime(contextlib.ExitStack):
             self._driver = cls(self.conf, self.host, self.client)
         return self._driver
 
-    @property
+    @functools.cached_property
     def has_slices(self):
         return bool(load_tree(self.conf).slices)

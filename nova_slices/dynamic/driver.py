@@ -80,12 +80,7 @@ class DynamicDriver(HostDriver):
     # -- usage ---------------------------------------------------------
     def records(self):
         """Our dynamic guests' records, from libvirt."""
-        out = []
-        for dom in self.host.domains():
-            record = metadata.read(dom.XMLDesc(0))
-            if record is not None and record.dynamic:
-                out.append(record)
-        return out
+        return [r for _, r in self.recorded_guests() if r.dynamic]
 
     def usage(self):
         """The host's usage, rebuilt from the defined domains."""
@@ -369,34 +364,11 @@ class DynamicDriver(HostDriver):
         by_consumer = self.allocations_by_consumer()
         root = self.providers.root.uuid
         views, problems, seen = [], [], set()
-        for dom in self.host.domains():
-            record = metadata.read(dom.XMLDesc(0))
-            if record is None:
-                continue
+        guests = self.recorded_guests()
+        for dom, record in guests:
             allocations = by_consumer.get(record.instance_uuid, {})
             seen.add(record.instance_uuid)
-            views.append(
-                GuestView(
-                    record.name,
-                    record.instance_uuid,
-                    record.slice_name,
-                    record.resource_class,
-                    "running" if dom.isActive() else "shut off",
-                    allocations,
-                    {
-                        "pci": list(record.pci),
-                        "mdevs": [m[0] for m in record.mdevs],
-                    },
-                    dict(
-                        zip(
-                            metadata.FLAVOR_FIELDS,
-                            record.flavor or (),
-                            strict=False,
-                        )
-                    ),
-                    tuple(c.to_dict() for c in record.cells),
-                )
-            )
+            views.append(self.guest_view(dom, record, allocations))
             held = allocations.get(root, {})
             if not allocations:
                 problems.append(
@@ -434,7 +406,11 @@ class DynamicDriver(HostDriver):
                     )
                 )
         try:
-            self.usage()
+            usage_of(
+                self.topology,
+                [r for _, r in guests if r.dynamic],
+                self.restrictions,
+            )
         except ClaimError as exc:
             problems.append(Discrepancy(exc.code, exc.message, "", exc.value))
         views.sort(key=lambda v: v.name)

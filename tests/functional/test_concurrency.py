@@ -25,24 +25,32 @@ REQUESTS = (
 
 
 def spawn_all(state_path, extra_config=(), requests=REQUESTS, extra_args=()):
+    return spawn_processes(
+        state_path,
+        [BUNDLE_CONF, *extra_config],
+        [["--slice-class", rc, *extra_args] for rc in requests],
+    )
+
+
+def spawn_processes(state_path, config, spawn_args):
+    """Start ``nova-slices spawn g<i> <spawn_args[i]>`` processes at once
+    and return each one's (exit status, JSON output)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    config = ["--config-file", BUNDLE_CONF]
-    for path in extra_config:
-        config += ["--config-file", str(path)]
+    args = []
+    for path in config:
+        args += ["--config-file", str(path)]
     procs = [
         subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "nova_slices.cmd.main",
-                *config,
+                *args,
                 "--state-path",
                 str(state_path),
                 "spawn",
                 f"g{i}",
-                "--slice-class",
-                rc,
-                *extra_args,
+                *extra,
                 "--format",
                 "json",
             ],
@@ -51,7 +59,7 @@ def spawn_all(state_path, extra_config=(), requests=REQUESTS, extra_args=()):
             text=True,
             env=env,
         )
-        for i, rc in enumerate(requests)
+        for i, extra in enumerate(spawn_args)
     ]
     results = []
     for proc in procs:

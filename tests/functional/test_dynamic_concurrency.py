@@ -7,10 +7,6 @@ Placement allocation is matched by a domain and by what it pins.
 """
 
 import collections
-import json
-import os
-import subprocess
-import sys
 
 from lxml import etree
 
@@ -20,6 +16,7 @@ from nova_slices.virt import metadata
 from nova_slices.virt.schema import validate_domain_xml
 from tests.fixtures.fake_sysfs import FakeSysfs
 from tests.functional.conftest import make_conf
+from tests.functional.test_concurrency import spawn_processes
 from tests.functional.test_dynamic_guests import NFV_CONF, bundle_devices
 
 DEDICATED = ("--extra-spec", "hw:cpu_policy=dedicated")
@@ -51,43 +48,14 @@ REFUSALS = {
 
 
 def spawn_all(state_path, config):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    args = []
-    for path in config:
-        args += ["--config-file", str(path)]
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nova_slices.cmd.main",
-                *args,
-                "--state-path",
-                str(state_path),
-                "spawn",
-                f"g{i}",
-                "--vcpus",
-                str(vcpus),
-                "--memory-mb",
-                str(memory),
-                *specs,
-                "--format",
-                "json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i, (vcpus, memory, specs) in enumerate(GUESTS)
-    ]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=600)
-        assert "Traceback" not in err, err
-        assert out.strip(), f"status {proc.returncode}, stderr: {err}"
-        results.append((proc.returncode, json.loads(out)))
-    return results
+    return spawn_processes(
+        state_path,
+        config,
+        [
+            ["--vcpus", str(vcpus), "--memory-mb", str(memory), *specs]
+            for vcpus, memory, specs in GUESTS
+        ],
+    )
 
 
 def exclusive_cpus(dom):
