@@ -10,6 +10,7 @@ them.  A "no" is a list of reasons, each with the numbers behind it.
 import dataclasses
 
 from nova_slices.fit.model import CellPlacement, Reason
+from nova_slices.host.restrictions import cpu_pools
 from nova_slices.request.model import ANY, LARGE, SMALL
 
 
@@ -25,19 +26,6 @@ class CellRequest:
     pagesize: object  # None, SMALL, LARGE, ANY or KiB
     #: extra pCPUs to reserve with this cell (isolated emulator thread)
     extra_pcpus: int = 0
-
-
-def cpu_pools(cell, restrictions):
-    """(dedicated, shared) CPUs of a host cell under the CPU sets."""
-    cpus = cell.cpu_ids
-    ded = restrictions.dedicated_cpus if restrictions else None
-    shared = restrictions.shared_cpus if restrictions else None
-    if ded is None and shared is None:
-        return cpus, cpus  # no sets configured: every CPU serves both
-    return (
-        cpus & ded if ded else frozenset(),
-        cpus & shared if shared else frozenset(),
-    )
 
 
 def _reason(code, message, cell, guest, requested=None, available=None):
@@ -59,7 +47,7 @@ def fit_cell(guest, cell, usage, restrictions):
     reasons = []
     pinned_now = usage.pinned_cpus
     memory = _memory(guest, cell, usage, restrictions, reasons)
-    dedicated, shared = cpu_pools(cell, restrictions)
+    dedicated, shared = cpu_pools(cell.cpu_ids, restrictions)
     reserved = emulator = frozenset()
     pairs = ()
     if guest.pinned or guest.extra_pcpus:

@@ -25,6 +25,22 @@ def _pool_for(cell, placement):
     return sizes[0] if sizes else None
 
 
+def cell_pages(cell, placement):
+    """(page size KiB, pages, strict) one guest cell takes of ``cell``,
+    or None when the host cell has no page pool.
+
+    Memory comes from the cell's explicit page size, else its smallest
+    pool.  It is *strict* -- counted against the pool, never overcommitted
+    -- when the guest asked for a page size or pins its vCPUs, as Nova
+    checks free pages only for those guests.
+    """
+    size = _pool_for(cell, placement)
+    if size is None:
+        return None
+    strict = placement.pagesize_kb is not None or bool(placement.cpu_pinning)
+    return size, placement.memory_mb * 1024 // size, strict
+
+
 def _cpus_of(cp):
     return (
         frozenset(p for _, p in cp.cpu_pinning)
@@ -60,15 +76,14 @@ def _apply(topology, usage, placement, sign, restrictions=None):
                 value=sorted(cpus - u.pinned_cpus),
             )
         pages = dict(u.pages)
-        size = _pool_for(cell, cp)
-        if size is not None:
-            count = cp.memory_mb * 1024 // size
+        taken = cell_pages(cell, cp)
+        if taken is not None:
+            size, count, strict = taken
             pages[size] = pages.get(size, 0) + sign * count
             pool = cell.pool(size)
             reserved = (
                 restrictions.reserved(cell.id, size) if restrictions else 0
             )
-            strict = cp.pagesize_kb is not None or cp.cpu_pinning
             if (
                 sign > 0
                 and strict

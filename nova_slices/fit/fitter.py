@@ -5,10 +5,11 @@ a value out.  No libvirt, no I/O, deterministic.
 """
 
 from nova_slices.fit import pci
-from nova_slices.fit.cell import CellRequest, cpu_pools, fit_cell
+from nova_slices.fit.cell import CellRequest, fit_cell
 from nova_slices.fit.model import Placement, Reason, Rejection, Usage
 from nova_slices.fit.search import has_matching, search
 from nova_slices.host.devices import HostDevices
+from nova_slices.host.restrictions import cpu_pools
 
 
 def cell_requests(request):
@@ -39,7 +40,7 @@ def _order(topology, usage, restrictions, pinned, pack, pci_cells):
 
     def key(cell):
         u = usage.cell(cell.id)
-        dedicated, _ = cpu_pools(cell, restrictions)
+        dedicated, _ = cpu_pools(cell.cpu_ids, restrictions)
         free_cpus = len(dedicated - u.pinned_cpus) if pinned else -u.cpu_usage
         free_mem = cell.memory_mb - u.memory_mb
         room = (free_cpus, free_mem)

@@ -167,3 +167,24 @@ def load_restrictions(conf, topology):
         )
     pages = _reserved_pages(conf.reserved_huge_pages or [], topology)
     return HostRestrictions(dedicated, shared, reserved_mb, pages)
+
+
+def cpu_pools(cpus, restrictions):
+    """(dedicated, shared) among ``cpus`` under Nova's CPU-set rules.
+
+    The one definition the fitter, the root inventory and the domain XML
+    all use.  Neither set configured: every CPU serves both pinned and
+    floating vCPUs (Nova's legacy host).  Either set configured: a CPU is
+    dedicated only if ``cpu_dedicated_set`` names it and shared only if
+    ``cpu_shared_set`` does, so a host with only ``cpu_dedicated_set``
+    has no shared CPUs at all (Nova reports VCPU 0 there).
+    """
+    cpus = frozenset(cpus)
+    ded = restrictions.dedicated_cpus if restrictions else None
+    shared = restrictions.shared_cpus if restrictions else None
+    if ded is None and shared is None:
+        return cpus, cpus
+    return (
+        cpus & ded if ded else frozenset(),
+        cpus & shared if shared else frozenset(),
+    )

@@ -22,6 +22,8 @@ import dataclasses
 from lxml import etree
 
 from nova_slices.cpuset import format_cpuset
+from nova_slices.errors import GuestError
+from nova_slices.host.restrictions import cpu_pools
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,11 +130,19 @@ def cpu_topology(request, placement, topology):
 def guest_domain(guest, request, placement, topology, restrictions=None):
     """The domain element for ``guest`` placed by ``placement``."""
     shared_set = restrictions.shared_cpus if restrictions else None
-    all_cpus = frozenset(c.id for cell in topology.cells for c in cell.cpus)
-    shared_pool = shared_set if shared_set else all_cpus
-    if restrictions and restrictions.dedicated_cpus and not shared_set:
-        shared_pool = all_cpus - restrictions.dedicated_cpus
+    _, shared_pool = cpu_pools(topology.cpu_ids, restrictions)
     vcpu_sets = vcpu_cpusets(request, placement, shared_pool)
+    floating = sorted(v for v, cpus in vcpu_sets.items() if not cpus)
+    if floating:
+        # the fitter and Placement (VCPU 0) refuse such a guest first
+        raise GuestError(
+            f"guest {guest.name}: vCPU(s) {format_cpuset(floating)} are not "
+            "pinned and this host has no shared CPU for them ([compute] "
+            "cpu_dedicated_set is set without cpu_shared_set)",
+            code="guest.no-shared-cpus",
+            key="[compute] cpu_shared_set",
+            value=guest.name,
+        )
     numa = bool(placement.cells)
     pages = {c.pagesize_kb for c in placement.cells if c.pagesize_kb}
 
