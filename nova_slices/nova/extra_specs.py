@@ -3,7 +3,7 @@
 With this package installed, nova-api accepts the keys it adds:
 ``hw:numa_node.{num}`` (explicit host NUMA cell pinning of guest cell
 ``num``) and ``nova_slices:slice_class`` (the slice class a flavor asks
-for, read by the slice scheduler filter and the driver).  Nova imports
+for).  Nova imports
 this module through the entry point and calls :func:`register`; Nova is
 imported only then.
 """

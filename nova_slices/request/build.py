@@ -32,7 +32,7 @@ def build_request(vcpus, memory_mb, extra_specs=None, image_props=None):
     aliases = devices.pci_aliases(specs)
     res, traits = resources.resources_and_traits(specs)
     policy_of_groups = resources.group_policy(specs)
-    # the slice class is read by the slice filter and driver, not here
+    # the slice class is the slice driver's business, not the request's
     specs.flavor_only(FLAVOR_CLASS_KEY)
     return GuestRequest(
         vcpus=vcpus,

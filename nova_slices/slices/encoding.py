@@ -18,7 +18,7 @@ from nova_slices.slices.tree import units_class
 
 SLICE_GROUP = "_S"
 ROOT_ZERO = ("VCPU", "MEMORY_MB", "DISK_GB")
-#: extra spec that names the slice class on a Nova flavor, for our filter
+#: extra spec that names the slice class on a Nova flavor
 FLAVOR_CLASS_KEY = "nova_slices:slice_class"
 
 
@@ -73,9 +73,11 @@ class SliceRequest:
     def nova_flavor_specs(self):
         """Extra specs a Nova flavor can carry (no ``same_subtree``).
 
-        Nova drops ``same_subtree`` from flavors, so the chain is enforced
-        by our scheduler filter and re-checked at spawn; the class key
-        tells both which slice class the flavor asks for.
+        Nova drops ``same_subtree`` from flavors, so Placement may offer a
+        candidate whose groups do not form a chain; spawn re-checks the
+        chain (:func:`slice_from_allocation`) and refuses such a
+        candidate.  The class key names the slice class the flavor asks
+        for.
         """
         specs = {f"resources:{rc}": "0" for rc in ROOT_ZERO}
         for suffix, resources in self.groups.items():
