@@ -15,7 +15,7 @@ import time
 
 from nova_slices import data
 from nova_slices.cmd import demo_dynamic
-from nova_slices.cmd.commands import render_providers
+from nova_slices.cmd.render import render_providers
 from nova_slices.cmd.runtime import BUNDLE_CONF, Runtime, load_conf
 from nova_slices.errors import ConfigError, NoCandidates
 

@@ -7,11 +7,11 @@ own cell; then usage is rebuilt from libvirt through a new connection, as
 after a restart, and compared, and everything is destroyed.
 """
 
-from nova_slices.cmd.commands import render_providers
-from nova_slices.cmd.dynamic import cell_lines, page_name
+from nova_slices.cmd.render import cell_lines, render_providers
 from nova_slices.cmd.runtime import Runtime
 from nova_slices.cpuset import format_cpuset
 from nova_slices.errors import NoFit
+from nova_slices.host.views import size_name
 
 #: (name, vcpus, memory MiB, extra specs, what it shows)
 GUESTS = (
@@ -124,7 +124,7 @@ def tour(rt, started, clock):
     usage = driver.usage()
     for cell in topo.cells:
         u = usage.cell(cell.id)
-        pages = ", ".join(f"{n} x {page_name(s)}" for s, n in u.pages)
+        pages = ", ".join(f"{n} x {size_name(s)}" for s, n in u.pages)
         _say(
             f"   cell {cell.id}: pinned {format_cpuset(u.pinned_cpus) or '-'}"
             f"; memory {u.memory_mb}/{cell.memory_mb} MiB"

@@ -13,7 +13,7 @@ import sys
 
 from oslo_log import log as oslo_logging
 
-from nova_slices.cmd import commands, demo
+from nova_slices.cmd import demo, guests, inspect, report
 from nova_slices.cmd.output import emit_errors
 from nova_slices.cmd.runtime import Runtime, load_conf
 from nova_slices.errors import NovaSlicesError
@@ -115,7 +115,7 @@ def build_parser():
         "templates and host; exit 2 on problems",
     )
     _add_format(p)
-    p.set_defaults(func=commands.validate)
+    p.set_defaults(func=inspect.validate)
 
     p = sub.add_parser(
         "topology",
@@ -123,7 +123,7 @@ def build_parser():
     )
     _add_host_file_args(p)
     p.add_argument("--format", choices=("text", "json", "svg"), default="text")
-    p.set_defaults(func=commands.topology)
+    p.set_defaults(func=inspect.topology)
 
     p = sub.add_parser(
         "request",
@@ -132,7 +132,7 @@ def build_parser():
     )
     add_request_args(p)
     _add_format(p)
-    p.set_defaults(func=commands.request)
+    p.set_defaults(func=inspect.request)
 
     p = sub.add_parser(
         "fit",
@@ -149,26 +149,26 @@ def build_parser():
         '"pci_devices_in_use": ["0000:3b:00.0"]}',
     )
     _add_format(p)
-    p.set_defaults(func=commands.fit)
+    p.set_defaults(func=inspect.fit)
 
     p = sub.add_parser(
         "sync", help="report this host's providers to Placement"
     )
     _add_format(p)
-    p.set_defaults(func=commands.sync)
+    p.set_defaults(func=report.sync)
 
     p = sub.add_parser(
         "providers",
         help="the provider tree with inventories, usage and traits",
     )
     _add_format(p)
-    p.set_defaults(func=commands.providers)
+    p.set_defaults(func=report.providers)
 
     p = sub.add_parser(
         "flavor-specs", help="the flavor extra specs of each slice class"
     )
     _add_format(p)
-    p.set_defaults(func=commands.flavor_specs)
+    p.set_defaults(func=report.flavor_specs)
 
     p = sub.add_parser(
         "spawn",
@@ -222,14 +222,14 @@ def build_parser():
         "hw:numa_nodes=2, pci_passthrough:alias=a100:1",
     )
     _add_format(p)
-    p.set_defaults(func=commands.spawn)
+    p.set_defaults(func=guests.spawn)
 
     p = sub.add_parser(
         "destroy", help="stop and undefine a guest and delete its allocations"
     )
     p.add_argument("name")
     _add_format(p)
-    p.set_defaults(func=commands.destroy)
+    p.set_defaults(func=guests.destroy)
 
     p = sub.add_parser(
         "list",
@@ -237,7 +237,7 @@ def build_parser():
         "and any disagreement between libvirt and Placement",
     )
     _add_format(p)
-    p.set_defaults(func=commands.list_guests)
+    p.set_defaults(func=guests.list_guests)
 
     p = sub.add_parser(
         "usage",
@@ -246,7 +246,7 @@ def build_parser():
         "format)",
     )
     _add_format(p)
-    p.set_defaults(func=commands.usage)
+    p.set_defaults(func=guests.usage)
 
     p = sub.add_parser(
         "mdevs",
@@ -260,7 +260,7 @@ def build_parser():
         "kernel lost (after a host reboot)",
     )
     _add_format(p)
-    p.set_defaults(func=commands.mdevs)
+    p.set_defaults(func=guests.mdevs)
 
     p = sub.add_parser(
         "demo",

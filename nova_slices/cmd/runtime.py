@@ -12,12 +12,10 @@ from oslo_config import cfg
 
 from nova_slices import conf as conf_mod
 from nova_slices import data
-from nova_slices.driver import SliceDriver
-from nova_slices.dynamic.driver import DynamicDriver
+from nova_slices.compute import factory
 from nova_slices.errors import ConfigError
 from nova_slices.host.connection import Host
 from nova_slices.placement import connect
-from nova_slices.slices.tree import load_tree
 
 BUNDLE_CONF = "nova-slices.conf"
 
@@ -93,10 +91,11 @@ class Runtime(contextlib.ExitStack):
     def driver(self):
         """The slice driver when slices are configured, else dynamic."""
         if self._driver is None:
-            cls = SliceDriver if self.has_slices else DynamicDriver
-            self._driver = cls(self.conf, self.host, self.client)
+            self._driver = factory.open_driver(
+                self.conf, self.host, self.client
+            )
         return self._driver
 
     @functools.cached_property
     def has_slices(self):
-        return bool(load_tree(self.conf).slices)
+        return factory.has_slices(self.conf)

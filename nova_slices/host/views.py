@@ -63,7 +63,8 @@ def topology_to_dict(topology, devices=None, restrictions=None):
     return out
 
 
-def _size(kb):
+def size_name(kb):
+    """A size in KiB as people write page sizes: 4K, 2M, 1G."""
     for unit, factor in (("T", 1024**3), ("G", 1024**2), ("M", 1024)):
         if kb >= factor and kb % factor == 0:
             return f"{kb // factor}{unit}"
@@ -139,7 +140,7 @@ def _cell_lines(cell, devices, restrictions):
         f" ({cell.memory_mb / 1024:g} GiB)"
     ]
     pools = ", ".join(
-        f"{_size(p.size_kb)} x {p.total}"
+        f"{size_name(p.size_kb)} x {p.total}"
         + (
             f" ({restrictions.reserved(cell.id, p.size_kb)} reserved)"
             if restrictions and restrictions.reserved(cell.id, p.size_kb)

@@ -205,19 +205,3 @@ def release(client, consumer):
 def consumer_allocations(client, consumer):
     resp = expect(client.get(f"/allocations/{consumer}"), 200)
     return {rp: a["resources"] for rp, a in resp.body["allocations"].items()}
-
-
-def tree_usage(client, providers):
-    """{slice name: {consumer: resources}} for every slice provider."""
-    usage = {}
-    for uuid, name in providers.slice_of_provider().items():
-        resp = client.get(f"/resource_providers/{uuid}/allocations")
-        if resp.status == 404:
-            usage[name] = {}
-            continue
-        expect(resp, 200)
-        usage[name] = {
-            consumer: alloc["resources"]
-            for consumer, alloc in resp.body["allocations"].items()
-        }
-    return usage

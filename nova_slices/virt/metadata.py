@@ -151,7 +151,11 @@ def _insert_index(domain):
 
 def read(domain_xml):
     """Our record from a domain's XML, or None if it is not ours."""
-    root = etree.fromstring(domain_xml.encode())
+    return record_of(etree.fromstring(domain_xml.encode()))
+
+
+def record_of(root):
+    """Our record from a parsed domain element, or None."""
     inst = root.find(f"metadata/{_q('instance')}")
     if inst is None:
         return None

@@ -13,7 +13,6 @@ import sys
 import pytest
 
 from nova_slices.cmd.runtime import Runtime
-from nova_slices.placement import claims
 from nova_slices.placement.embedded import EmbeddedPlacement
 from tests.functional.conftest import BUNDLE_CONF, make_conf, remote_conf
 
@@ -73,7 +72,7 @@ def spawn_processes(state_path, config, spawn_args):
 def check_no_conflicts(conf):
     with Runtime(conf) as rt:
         tree = rt.driver.tree
-        usage = claims.tree_usage(rt.client, rt.driver.providers)
+        usage = rt.driver.slice_usage()
         in_use = [
             name
             for name, consumers in usage.items()

@@ -15,7 +15,6 @@ from nova_slices import data
 from nova_slices.cmd.runtime import Runtime
 from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.devices import parse_node_devices, split_node_file
-from nova_slices.placement import claims
 from nova_slices.virt import metadata
 from nova_slices.virt.hostdevs import domain_devices
 from tests.fixtures.fake_sysfs import FakeSysfs
@@ -322,6 +321,6 @@ def test_concurrent_spawns_never_share_a_device(state_path, config):
         views, problems = rt.driver.guests()
         assert problems == []
         assert len(views) == 8
-        usage = claims.tree_usage(rt.client, rt.driver.providers)
+        usage = rt.driver.slice_usage()
         consumers = {c for by_consumer in usage.values() for c in by_consumer}
         assert consumers == {v.instance_uuid for v in views}

@@ -371,3 +371,59 @@ def test_removed_slice_in_use_stays_reserved_until_its_guest_goes(
         "gpu8-2s_pci_0000_86_00_0",
     ]
     assert len([p for p in providers if p["slice"]]) == 6
+
+
+def test_list_reports_slice_guests_sharing_a_gpu_cpus_and_pages(
+    cli, state_path
+):
+    """Two slice guests made to share what their slices keep apart, by
+    editing one's domain file as a hand edit or a bad template would:
+    ``list`` names each shared thing with its code, and fixes nothing."""
+    for name in ("a", "b"):
+        status, _, _ = cli(
+            "spawn", name, "--slice-class", "CUSTOM_SLICE_1_GPU_V1"
+        )
+        assert status == 0
+    domains = os.path.join(state_path, "libvirt", "domains")
+    a = etree.parse(os.path.join(domains, "a.xml")).getroot()
+    b_path = os.path.join(domains, "b.xml")
+    b = etree.parse(b_path).getroot()
+    gpu_a = a.find("devices/hostdev[@type='pci']/source/address")
+    gpu_b = b.find("devices/hostdev[@type='pci']/source/address")
+    for attr in ("domain", "bus", "slot", "function"):
+        gpu_b.set(attr, gpu_a.get(attr))
+    b.replace(b.find("cputune"), a.find("cputune"))
+    b.find("cpu/numa/cell").attrib.update({"memory": "160", "unit": "GiB"})
+    etree.ElementTree(b).write(b_path)
+    gpu = "%04x:%02x:%02x.%x" % tuple(
+        int(gpu_a.get(k), 0) for k in ("domain", "bus", "slot", "function")
+    )
+    cell = b.find("numatune/memnode").get("nodeset")
+
+    status, listing, _ = cli("list", "--format", "json")
+    assert status == 0
+    b_uuid = next(
+        g["instance_uuid"] for g in listing["guests"] if g["name"] == "b"
+    )
+    found = {d["code"]: d for d in listing["discrepancies"]}
+    assert set(found) == {
+        "usage.device-shared",
+        "usage.cpu-shared",
+        "usage.pages-over-pool",
+    }
+    shared = found["usage.device-shared"]
+    assert (shared["instance_uuid"], shared["name"]) == (b_uuid, "b")
+    assert "guests a and b" in shared["message"]
+    assert f"PCI device {gpu}" in shared["message"]
+    assert "guests a and b" in found["usage.cpu-shared"]["message"]
+    pages = found["usage.pages-over-pool"]["message"]
+    # 96 GiB of a and 160 of b on one cell with 224 x 1G pages
+    assert f"host cell {cell} has 224 pages of 1048576 KiB" in pages
+    assert "hold 256" in pages
+
+    status, text, _ = cli("list")
+    assert status == 0
+    assert "warning [usage.device-shared]" in text
+    # reported, not fixed
+    status, again, _ = cli("list", "--format", "json")
+    assert again["discrepancies"] == listing["discrepancies"]

@@ -10,7 +10,7 @@
 import pytest
 from lxml import etree
 
-from nova_slices.dynamic.usage import usage_of
+from nova_slices.compute.usage import usage_of
 from nova_slices.errors import RequestError
 from nova_slices.fit.claims import ClaimError, claim
 from nova_slices.fit.fitter import fit

@@ -2,8 +2,8 @@
 
 import pytest
 
+from nova_slices.compute.inventory import Ratios, root_inventories
 from nova_slices.host.capabilities import parse_capabilities
-from nova_slices.host.inventory import Ratios, root_inventories
 from nova_slices.host.restrictions import HostRestrictions
 from tests.unit.test_host_bundle import CAPS
 

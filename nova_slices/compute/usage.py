@@ -8,7 +8,9 @@ domains were edited into a conflict is reported, naming both guests,
 rather than used.
 """
 
-from nova_slices.fit.claims import ClaimError, claim
+import dataclasses
+
+from nova_slices.fit.claims import ClaimError, cell_pages, claim
 from nova_slices.fit.model import Placement, Usage
 
 
@@ -58,3 +60,30 @@ def _keys(placement):
         )
         keys |= {("cpu", p) for p in cpus}
     return keys
+
+
+def record_holdings(record, topology, from_xml):
+    """A dynamic guest's Holdings: its CPUs and strict pages as its local
+    claim took them (``record``), its devices as its XML holds them
+    (``from_xml``, a :class:`~nova_slices.virt.holdings.Holdings`).
+
+    Its shared vCPUs float over CPUs other guests float over too, and its
+    emulator threads run on its own CPUs unless isolated (then they are in
+    the record's ``emulator_cpus``, held like pinned ones).
+    """
+    pinned = frozenset()
+    pages = {}
+    for c in record.cells:
+        pinned |= frozenset(p for _, p in c.cpu_pinning)
+        pinned |= c.reserved_cpus | c.emulator_cpus
+        cell = topology.cell(c.host_cell)
+        taken = cell_pages(cell, c) if cell is not None else None
+        if taken is not None and taken[2]:
+            key = (c.host_cell, taken[0])
+            pages[key] = pages.get(key, 0) + taken[1]
+    return dataclasses.replace(
+        from_xml,
+        pinned_cpus=pinned,
+        emulator_cpus=frozenset(),
+        pages=tuple(sorted(pages.items())),
+    )

@@ -1,36 +1,26 @@
-"""The slice driver: config, libvirt and Placement wired together.
+"""The slice strategy: a host carved into slices by operator templates.
 
-This is the one place where the pure pieces (slice tree, provider tree,
-unit-chain requests, template rendering) meet the edges (libvirt,
-Placement).  nova-compute would call ``init_host``/``update_provider_tree``
-/``spawn``/``destroy``; the CLI calls the same methods.
+Where the pure pieces (slice tree, unit-chain requests, template
+rendering) meet the edges (libvirt, Placement) on a slice host.  A guest
+takes one slice (and any devices asked for next to it) in one Placement
+allocation, and its domain is the slice's template rendered.
 """
 
-import datetime
 import logging
 import os
 import uuid as uuidlib
 
 from lxml import etree
 
+from nova_slices.compute.base import HostDriver
+from nova_slices.compute.guests import CLI_OWNER, GuestView, devices_view
 from nova_slices.errors import NovaSlicesError, TemplateError
-from nova_slices.host_driver import (
-    CLI_PROJECT,
-    CLI_USER,
-    Discrepancy,
-    GuestView,
-    HostDriver,
-    check_name,
-    check_name_free,
-    devices_view,
-)
+from nova_slices.host.restrictions import load_restrictions
 from nova_slices.placement import claims
 from nova_slices.placement.request_groups import slice_device_groups
 from nova_slices.slices import encoding
 from nova_slices.slices.tree import units_class
 from nova_slices.virt import metadata, templates
-from nova_slices.virt.host_check import check_domain
-from nova_slices.virt.schema import validate_domain_xml
 
 LOG = logging.getLogger(__name__)
 
@@ -64,6 +54,7 @@ class SliceDriver(HostDriver):
         interfaces=(),
         user_metadata=None,
         extra_specs=None,
+        owner=CLI_OWNER,
     ):
         """Claim a slice (and devices), bind, render, define and start.
 
@@ -73,8 +64,8 @@ class SliceDriver(HostDriver):
         releases the allocation.
         """
         instance_uuid = instance_uuid or str(uuidlib.uuid4())
-        check_name(name)
-        check_name_free(self.host, name)
+        self.check_name(name)
+        self.check_name_free(name)
         device_groups = self.device_groups(resource_class, extra_specs)
         self.check_offered(device_groups)
         claim = claims.claim_slice(
@@ -83,12 +74,12 @@ class SliceDriver(HostDriver):
             self.providers,
             resource_class,
             instance_uuid,
-            CLI_PROJECT,
-            CLI_USER,
+            owner.project_id,
+            owner.user_id,
             retries=self.conf.placement.claim_retries,
             devices=device_groups,
         )
-        try:
+        with self.releasing_on_failure(instance_uuid):
             slice_name = encoding.slice_from_allocation(
                 self.tree,
                 claim.allocations,
@@ -96,7 +87,7 @@ class SliceDriver(HostDriver):
                 self.devices.provider_uuids if self.devices else frozenset(),
             )
             with self.host.lock():
-                check_name_free(self.host, name)
+                self.check_name_free(name)
                 binding = (
                     self.devices.bind(claim.allocations, instance_uuid)
                     if self.devices
@@ -112,9 +103,6 @@ class SliceDriver(HostDriver):
                     binding,
                 )
                 self.host.define_and_start(xml)
-        except BaseException:
-            claims.release(self.client, instance_uuid)
-            raise
         LOG.info(
             "spawned %s (%s) on slice %s", name, instance_uuid, slice_name
         )
@@ -180,85 +168,71 @@ class SliceDriver(HostDriver):
                 key="template_file",
                 value=s.template_file,
             )
-        metadata.inject(
+        return self.finish_domain(
             domain,
             metadata.GuestRecord(
                 name,
                 instance_uuid,
                 s.name,
                 s.resource_class,
-                datetime.datetime.now(datetime.UTC).isoformat(
-                    timespec="seconds"
-                ),
-                binding.pci if binding else (),
-                (binding.mdevs + binding.create) if binding else (),
+                pci=binding.pci if binding else (),
+                mdevs=(binding.mdevs + binding.create) if binding else (),
             ),
-        )
-        validate_domain_xml(domain)
-        problems = check_domain(
-            domain, self.host.topology(), self.host.pci_addresses()
-        )
-        if problems:
-            raise TemplateError(
+            lambda problems: TemplateError(
                 f"{where} does not fit this host: " + "; ".join(problems),
                 code="template.host-mismatch",
                 key="template_file",
                 value=s.template_file,
-            )
-        return etree.tostring(domain, encoding="unicode")
+            ),
+        )
 
-    def guests(self):
-        """Our guests with their allocations, and every disagreement."""
-        usage = claims.tree_usage(self.client, self.providers)
-        by_consumer = {}
-        for slice_name, consumers in usage.items():
-            for consumer, resources in consumers.items():
-                by_consumer.setdefault(consumer, {})[slice_name] = resources
-        views, problems = [], []
-        seen = set()
-        for dom, record in self.recorded_guests():
-            allocations = by_consumer.get(record.instance_uuid, {})
-            seen.add(record.instance_uuid)
-            views.append(self.guest_view(dom, record, allocations))
-            if not allocations:
-                problems.append(
-                    Discrepancy(
-                        "guest.no-allocation",
-                        f"guest {record.name} ({record.instance_uuid}) runs "
-                        f"on slice {record.slice_name} but holds no "
-                        "allocation in Placement; another guest may be "
-                        "given that slice",
-                        record.instance_uuid,
-                        record.name,
-                    )
-                )
-            elif record.slice_name not in allocations or not allocations[
-                record.slice_name
-            ].get(record.resource_class):
-                problems.append(
-                    Discrepancy(
-                        "guest.allocation-mismatch",
-                        f"guest {record.name} runs on slice "
-                        f"{record.slice_name} but its allocation is on "
-                        f"{sorted(allocations)}",
-                        record.instance_uuid,
-                        record.name,
-                    )
-                )
-        for consumer, allocations in sorted(by_consumer.items()):
-            if consumer not in seen:
-                problems.append(
-                    Discrepancy(
-                        "allocation.no-guest",
-                        f"consumer {consumer} holds slice allocations on "
-                        f"{sorted(allocations)} but no guest on this host "
-                        "records it; the slice stays unavailable until the "
-                        "allocation is deleted",
-                        consumer,
-                    )
-                )
-        views.sort(key=lambda v: v.name)
-        return views, problems
+    # -- reconciling ---------------------------------------------------------
+    def expected_allocation(self, record):
+        """The slice's exact share of the unit chain, per provider."""
+        if record.slice_name not in self.tree.slices:
+            return {}
+        provider = self.providers.provider_of_slice()
+        return {
+            provider[name]: resources
+            for name, resources in encoding.slice_allocation(
+                self.tree, record.slice_name
+            ).items()
+        }
+
+    def where(self, record):
+        return f"on slice {record.slice_name}"
+
+    def shown_allocations(self, allocations):
+        """{slice name: resources}: the slice providers, by name."""
+        slice_of = self.providers.slice_of_provider()
+        return {
+            slice_of[rp]: resources
+            for rp, resources in allocations.items()
+            if rp in slice_of
+        }
+
+    def slice_usage(self):
+        """{slice name: {consumer: resources}} for every slice."""
+        usage = {name: {} for name in self.tree.slices}
+        for consumer, held in self.allocations_by_consumer().items():
+            for name, resources in self.shown_allocations(held).items():
+                usage[name][consumer] = resources
+        return usage
+
+    def validate(self):
+        """Every slice template rendered for this host and checked."""
+        errors, checked = [], []
+        try:
+            load_restrictions(self.conf, self.topology)
+        except NovaSlicesError as exc:
+            errors.append(exc)
+        for s in self.tree.slices.values():
+            try:
+                self.render(f"validate-{s.name}", str(uuidlib.uuid4()), s.name)
+                checked.append(s.name)
+            except NovaSlicesError as exc:
+                errors.append(exc)
+        return {"valid": not errors, "slices": checked, "errors": errors}
 
     def explain_unavailable(self, resource_class, extra_specs=None):
         """Why each slice of a class, and each device asked for, cannot
@@ -269,7 +243,7 @@ class SliceDriver(HostDriver):
         )
 
     def _slice_reasons(self, resource_class):
-        usage = claims.tree_usage(self.client, self.providers)
+        usage = self.slice_usage()
         in_use = {
             name
             for name, consumers in usage.items()
@@ -292,6 +266,3 @@ class SliceDriver(HostDriver):
                 )
             reasons.append({"slice": name, "reason": why})
         return reasons
-
-
-__all__ = ["SliceDriver", "GuestView", "Discrepancy", "NovaSlicesError"]

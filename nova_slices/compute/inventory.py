@@ -1,4 +1,4 @@
-"""The compute node's own inventory on a host without slices (pure).
+"""The compute node's own Placement inventory on a host without slices.
 
 Nova's rules (nova/virt/libvirt/driver.py ``update_provider_tree``):
 VCPU counts ``cpu_shared_set`` (every host CPU when neither set is
@@ -15,6 +15,7 @@ import math
 
 import os_resource_classes as orc
 
+from nova_slices.host.restrictions import cpu_pools
 from nova_slices.provider_tree import Inventory
 
 
@@ -47,13 +48,7 @@ class Ratios:
 def root_inventories(topology, restrictions, ratios, disk_gb):
     """{resource class: Inventory} of the compute node provider."""
     dedicated = restrictions.dedicated_cpus if restrictions else None
-    shared = restrictions.shared_cpus if restrictions else None
-    if shared is not None:
-        vcpus = len(shared)
-    elif dedicated is None:
-        vcpus = len(topology.cpu_ids)
-    else:
-        vcpus = 0
+    vcpus = len(cpu_pools(topology.cpu_ids, restrictions)[1])
     out = {}
     if vcpus:
         out[orc.VCPU] = Inventory(

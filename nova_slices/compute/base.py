@@ -1,16 +1,26 @@
-"""What every host driver shares: devices, the provider sync, destroy.
+"""What every host driver shares: devices, the provider sync, guests.
 
-A host either carves slices (:class:`nova_slices.driver.SliceDriver`) or
-runs dynamic NUMA-pinned guests
-(:class:`nova_slices.dynamic.driver.DynamicDriver`); never both, as the
+A host either carves slices (:class:`nova_slices.compute.slices.SliceDriver`)
+or runs dynamic NUMA-pinned guests
+(:class:`nova_slices.compute.dynamic.DynamicDriver`); never both, as the
 libvirt-slices spec prescribes for its first version.  Both report the
-same device providers under the compute node, bind devices the same way
-and destroy guests the same way; that common part lives here.
+same device providers under the compute node, bind devices the same way,
+destroy guests the same way and reconcile libvirt with Placement the same
+way; that common part lives here.  A strategy says what the compute node
+offers, what each of its guests holds and which allocation it must have.
 """
 
+import abc
+import contextlib
 import dataclasses
+import datetime
+import functools
 import logging
 
+from lxml import etree
+
+from nova_slices.compute.guests import GuestView
+from nova_slices.compute.reconcile import GuestState, reconcile
 from nova_slices.devices.manager import DeviceManager
 from nova_slices.devices.mdev_backend import SysfsMdevBackend
 from nova_slices.devices.mdev_config import resolve_mdev_types
@@ -18,64 +28,18 @@ from nova_slices.devices.pci_spec import assignable, parse_device_specs
 from nova_slices.devices.providers import mdev_providers, pci_providers
 from nova_slices.devices.registry import MdevRegistry
 from nova_slices.errors import ConfigError, GuestError, NoCandidates
+from nova_slices.host.restrictions import load_restrictions
 from nova_slices.placement import claims
 from nova_slices.placement.client import expect
 from nova_slices.placement.sync import ProviderTreeSync
 from nova_slices.provider_tree import build_provider_tree, root_uuid
 from nova_slices.slices.tree import load_tree
 from nova_slices.virt import metadata
+from nova_slices.virt.holdings import domain_holdings
+from nova_slices.virt.host_check import check_domain
+from nova_slices.virt.schema import validate_domain_xml
 
 LOG = logging.getLogger(__name__)
-
-#: who owns allocations made from the command line
-CLI_PROJECT = "4e6f7661-536c-6963-6573-50726f6a6563"
-CLI_USER = "4e6f7661-536c-6963-6573-557365720000"
-
-
-@dataclasses.dataclass(frozen=True)
-class GuestView:
-    name: str
-    instance_uuid: str | None
-    slice_name: str | None
-    resource_class: str | None
-    state: str
-    allocations: dict
-    #: {"pci": [addresses], "mdevs": [uuids]} bound at spawn
-    devices: dict = dataclasses.field(default_factory=dict)
-    #: a dynamic guest's flavor {"vcpus", "memory_mb", "disk_gb"}
-    flavor: dict | None = None
-    #: a dynamic guest's NUMA cells as the fitter placed them
-    cells: tuple = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class Discrepancy:
-    code: str
-    message: str
-    instance_uuid: str
-    name: str | None = None
-
-
-def check_name(name):
-    """libvirt refuses '/' in names (they become file names)."""
-    if not name or "/" in name or len(name) > 200:
-        raise GuestError(
-            f"guest name {name!r} is invalid: it must be 1-200 characters "
-            "without '/'",
-            code="guest.name-invalid",
-            key="name",
-            value=name,
-        ).with_status(2)
-
-
-def check_name_free(host, name):
-    if host.lookup(name) is not None:
-        raise GuestError(
-            f"a guest named {name!r} already exists on this host",
-            code="guest.name-in-use",
-            key="name",
-            value=name,
-        )
 
 
 def check_not_mixed(conf, tree):
@@ -97,19 +61,14 @@ def check_not_mixed(conf, tree):
             )
 
 
-def devices_view(binding):
-    if binding is None:
-        return {"pci": [], "mdevs": []}
-    return {"pci": list(binding.pci), "mdevs": list(binding.mdev_uuids)}
-
-
-class HostDriver:
+class HostDriver(abc.ABC):
     """The common part; subclasses say what the compute node offers."""
 
     def __init__(self, conf, host, client, sync=None):
         self.conf = conf
         self.host = host
         self.client = client
+        self.topology = host.topology()
         self.tree = load_tree(conf)
         check_not_mixed(conf, self.tree)
         root = root_uuid(host.hostname)
@@ -154,6 +113,11 @@ class HostDriver:
         )
         return providers, manager
 
+    @functools.cached_property
+    def restrictions(self):
+        """The host's CPU sets and reservations, checked against it."""
+        return load_restrictions(self.conf, self.topology)
+
     @property
     def sync(self):
         """One provider-tree sync (and its local copy) per driver."""
@@ -167,18 +131,75 @@ class HostDriver:
     def update_provider_tree(self):
         return self.sync.sync(self.providers)
 
+    @staticmethod
+    def check_name(name):
+        """libvirt refuses '/' in names (they become file names)."""
+        if not name or "/" in name or len(name) > 200:
+            raise GuestError(
+                f"guest name {name!r} is invalid: it must be 1-200 "
+                "characters without '/'",
+                code="guest.name-invalid",
+                key="name",
+                value=name,
+            ).with_status(2)
+
+    def check_name_free(self, name):
+        """No guest of this host has ``name`` (libvirt's names are unique)."""
+        if self.host.lookup(name) is not None:
+            raise GuestError(
+                f"a guest named {name!r} already exists on this host",
+                code="guest.name-in-use",
+                key="name",
+                value=name,
+            )
+
+    @contextlib.contextmanager
+    def releasing_on_failure(self, instance_uuid):
+        """Any failure inside deletes the instance's allocation: a guest
+        that was not defined holds nothing in Placement."""
+        try:
+            yield
+        except BaseException:
+            claims.release(self.client, instance_uuid)
+            raise
+
+    def finish_domain(self, domain, record, refuse, mdev_uuids=None):
+        """A rendered domain made ready to define: our record injected
+        (stamped now), checked against libvirt's schema and against this
+        host (``refuse(problems)`` is the error when it does not fit).
+
+        Both strategies end here, so no guest is defined unchecked.
+        """
+        now = datetime.datetime.now(datetime.UTC)
+        metadata.inject(
+            domain,
+            dataclasses.replace(
+                record, created_at=now.isoformat(timespec="seconds")
+            ),
+        )
+        validate_domain_xml(domain)
+        problems = check_domain(
+            domain, self.topology, self.host.pci_addresses(), mdev_uuids
+        )
+        if problems:
+            raise refuse(problems)
+        return etree.tostring(domain, encoding="unicode")
+
     # -- guests ------------------------------------------------------------
-    def recorded_guests(self):
-        """(domain, GuestRecord) of every guest carrying our record."""
+    def domains(self):
+        """(domain, parsed XML, GuestRecord or None) of every domain
+        libvirt holds, each XML read and parsed once."""
         out = []
         for dom in self.host.domains():
-            record = metadata.read(dom.XMLDesc(0))
-            if record is not None:
-                out.append((dom, record))
+            element = etree.fromstring(dom.XMLDesc(0).encode())
+            out.append((dom, element, metadata.record_of(element)))
         return out
 
-    @staticmethod
-    def guest_view(dom, record, allocations):
+    def recorded_guests(self):
+        """(domain, GuestRecord) of every guest carrying our record."""
+        return [(d, r) for d, _, r in self.domains() if r is not None]
+
+    def guest_view(self, dom, record, allocations):
         """How ``list`` shows a guest: its record and its allocations."""
         return GuestView(
             record.name,
@@ -186,7 +207,7 @@ class HostDriver:
             record.slice_name,
             record.resource_class,
             "running" if dom.isActive() else "shut off",
-            allocations,
+            self.shown_allocations(allocations),
             {
                 "pci": list(record.pci),
                 "mdevs": [m[0] for m in record.mdevs],
@@ -198,6 +219,77 @@ class HostDriver:
             ),
             tuple(c.to_dict() for c in record.cells),
         )
+
+    def allocations_by_consumer(self):
+        """{consumer: {provider uuid: resources}} over this host's
+        providers: the one read of Placement's side of every guest."""
+        out = {}
+        for p in self.providers.providers:
+            resp = self.client.get(f"/resource_providers/{p.uuid}/allocations")
+            if resp.status == 404:
+                continue
+            for consumer, alloc in (
+                expect(resp, 200).body["allocations"].items()
+            ):
+                out.setdefault(consumer, {})[p.uuid] = alloc["resources"]
+        return out
+
+    def guests(self):
+        """Our guests with their allocations, and every disagreement
+        between libvirt, Placement and the host's usage
+        (:func:`nova_slices.compute.reconcile.reconcile`)."""
+        by_consumer = self.allocations_by_consumer()
+        views, states = [], []
+        for dom, element, record in self.domains():
+            held = domain_holdings(element)
+            if record is None:
+                states.append(GuestState(dom.name(), held))
+                continue
+            allocations = by_consumer.get(record.instance_uuid, {})
+            views.append(self.guest_view(dom, record, allocations))
+            states.append(
+                GuestState(
+                    record.name,
+                    self.holdings(record, held),
+                    record.instance_uuid,
+                    self.expected_allocation(record),
+                    self.where(record),
+                )
+            )
+        names = {p.uuid: p.name for p in self.providers.providers}
+        problems = reconcile(
+            states,
+            by_consumer,
+            self.topology,
+            self.restrictions,
+            names,
+        )
+        views.sort(key=lambda v: v.name)
+        return views, list(problems)
+
+    # what each strategy says about its guests
+    def holdings(self, record, from_xml):
+        """What the guest holds of the host (its XML's word by default)."""
+        return from_xml
+
+    @abc.abstractmethod
+    def expected_allocation(self, record):
+        """{provider uuid: {class: amount}} the guest's allocation must
+        hold exactly."""
+
+    @abc.abstractmethod
+    def where(self, record):
+        """Where the guest runs, for messages."""
+
+    @abc.abstractmethod
+    def validate(self):
+        """Check the host's configuration against the host itself:
+        {"valid", "errors", ...}, with every problem found (what
+        ``nova-slices validate`` prints and start-up refuses)."""
+
+    def shown_allocations(self, allocations):
+        """A guest's allocations as ``list`` shows them."""
+        return allocations
 
     def destroy(self, name):
         """Stop and undefine a guest, then delete its allocations."""
@@ -323,14 +415,4 @@ class HostDriver:
         return reasons
 
 
-__all__ = [
-    "CLI_PROJECT",
-    "CLI_USER",
-    "Discrepancy",
-    "GuestView",
-    "HostDriver",
-    "check_name",
-    "check_name_free",
-    "check_not_mixed",
-    "devices_view",
-]
+__all__ = ["HostDriver", "check_not_mixed"]

@@ -17,52 +17,47 @@ the same pCPU, page or device as free:
 Any failure after step 4 deletes the allocation.
 """
 
-import datetime
+import dataclasses
 import logging
 import uuid as uuidlib
 
-from lxml import etree
-
+from nova_slices.compute.base import HostDriver
+from nova_slices.compute.guests import CLI_OWNER, GuestView, devices_view
+from nova_slices.compute.inventory import Ratios, root_inventories
+from nova_slices.compute.usage import record_holdings, usage_of
 from nova_slices.devices.binding import DeviceBinding
-from nova_slices.dynamic.usage import usage_of
 from nova_slices.errors import GuestError, NoFit
 from nova_slices.fit import claims as local_claims
-from nova_slices.fit.claims import ClaimError
 from nova_slices.fit.fitter import fit
 from nova_slices.fit.model import Rejection
 from nova_slices.fit.pci import build_requests, parse_aliases
 from nova_slices.host.devices import HostDevices
-from nova_slices.host.inventory import Ratios, root_inventories
-from nova_slices.host.restrictions import load_restrictions
-from nova_slices.host_driver import (
-    CLI_PROJECT,
-    CLI_USER,
-    Discrepancy,
-    GuestView,
-    HostDriver,
-    check_name,
-    check_name_free,
-    devices_view,
-)
-from nova_slices.placement import claims
-from nova_slices.placement.client import expect
 from nova_slices.placement.flavor_claims import claim_flavor, merge
 from nova_slices.placement.request_groups import flavor_request
 from nova_slices.request.build import build_request
 from nova_slices.virt import metadata
 from nova_slices.virt.guest_xml import GuestDomain, guest_domain
-from nova_slices.virt.host_check import check_domain
-from nova_slices.virt.schema import validate_domain_xml
 
 LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestSpec:
+    """One dynamic guest as asked for: what its domain is built from
+    besides where the fitter put it and which devices it was bound."""
+
+    name: str
+    instance_uuid: str
+    request: object  # GuestRequest
+    flavor: object  # FlavorRequest: what Placement is asked for
+    disk_gb: int
+    interfaces: tuple = ()
 
 
 class DynamicDriver(HostDriver):
     """A host whose guests get generated, NUMA-pinned domain XML."""
 
     def __init__(self, conf, host, client, sync=None):
-        self.topology = host.topology()
-        self.restrictions = load_restrictions(conf, self.topology)
         self.aliases = parse_aliases(conf.pci.alias)
         super().__init__(conf, host, client, sync)
         self.pci_devices = HostDevices(
@@ -97,9 +92,10 @@ class DynamicDriver(HostDriver):
         image_props=None,
         instance_uuid=None,
         interfaces=(),
+        owner=CLI_OWNER,
     ):
         """Fit, claim, bind, generate, define and start one guest."""
-        check_name(name)
+        self.check_name(name)
         request = build_request(vcpus, memory_mb, extra_specs, image_props)
         flavor = flavor_request(request, disk_gb)
         self.check_offered(flavor.device_groups)
@@ -112,7 +108,7 @@ class DynamicDriver(HostDriver):
             )
         instance_uuid = instance_uuid or str(uuidlib.uuid4())
         with self.host.lock():
-            check_name_free(self.host, name)
+            self.check_name_free(name)
             usage = self.usage()
             placement = fit(
                 self.topology,
@@ -154,30 +150,29 @@ class DynamicDriver(HostDriver):
                 flavor,
                 self.providers.root.uuid,
                 instance_uuid,
-                CLI_PROJECT,
-                CLI_USER,
+                owner.project_id,
+                owner.user_id,
                 extra=chosen,
                 nearness=self._nearness(placement),
                 retries=self.conf.placement.claim_retries,
             )
-            try:
+            with self.releasing_on_failure(instance_uuid):
                 binding = self._bind(
                     allocations, chosen, placement, instance_uuid
                 )
                 xml = self.render(
-                    name,
-                    instance_uuid,
-                    request,
+                    GuestSpec(
+                        name,
+                        instance_uuid,
+                        request,
+                        flavor,
+                        disk_gb,
+                        tuple(interfaces),
+                    ),
                     placement,
-                    flavor,
                     binding,
-                    disk_gb,
-                    interfaces,
                 )
                 self.host.define_and_start(xml)
-            except BaseException:
-                claims.release(self.client, instance_uuid)
-                raise
         LOG.info(
             "spawned %s (%s) on cells %s",
             name,
@@ -230,17 +225,7 @@ class DynamicDriver(HostDriver):
             rest, instance_uuid, chosen=placement.pci_devices
         )
 
-    def render(
-        self,
-        name,
-        instance_uuid,
-        request,
-        placement,
-        flavor,
-        binding,
-        disk_gb,
-        interfaces=(),
-    ):
+    def render(self, spec, placement, binding):
         """The guest's domain XML with our record, validated twice."""
         mdevs = (
             self.devices.render_devices(binding)["mdev"]
@@ -248,55 +233,98 @@ class DynamicDriver(HostDriver):
             else []
         )
         guest = GuestDomain(
-            name,
-            instance_uuid,
-            f"{self.host.instances_path()}/{instance_uuid}/disk",
-            tuple(interfaces),
+            spec.name,
+            spec.instance_uuid,
+            f"{self.host.instances_path()}/{spec.instance_uuid}/disk",
+            spec.interfaces,
             tuple(binding.pci),
             tuple(mdevs),
         )
+        request = spec.request
         domain = guest_domain(
             guest, request, placement, self.topology, self.restrictions
         )
-        metadata.inject(
+        return self.finish_domain(
             domain,
             metadata.GuestRecord(
-                name,
-                instance_uuid,
+                spec.name,
+                spec.instance_uuid,
                 None,
                 None,
-                datetime.datetime.now(datetime.UTC).isoformat(
-                    timespec="seconds"
-                ),
-                tuple(binding.pci),
-                binding.mdevs + binding.create,
-                placement.cells,
-                flavor.root,
-                (request.vcpus, request.memory_mb, disk_gb),
+                pci=tuple(binding.pci),
+                mdevs=binding.mdevs + binding.create,
+                cells=placement.cells,
+                resources=spec.flavor.root,
+                flavor=(request.vcpus, request.memory_mb, spec.disk_gb),
             ),
-        )
-        validate_domain_xml(domain)
-        problems = check_domain(
-            domain,
-            self.topology,
-            self.host.pci_addresses(),
+            lambda problems: GuestError(
+                f"generated domain XML for {spec.name} does not fit this "
+                "host: " + "; ".join(problems),
+                code="guest.host-mismatch",
+                value=spec.name,
+            ),
             self._mdev_uuids(),
         )
-        if problems:
-            raise GuestError(
-                f"generated domain XML for {name} does not fit this host: "
-                + "; ".join(problems),
-                code="guest.host-mismatch",
-                value=name,
-            )
-        return etree.tostring(domain, encoding="unicode")
 
     def _mdev_uuids(self):
         if self.devices is None:
             return None
         return {m.uuid for m in self.devices.backend.list()}
 
-    def summary(self):
+    def sample_domain(self):
+        """Domain XML of a small pinned guest on the empty host (checked
+        against libvirt's schema and the host), or None if it cannot fit."""
+        request = build_request(
+            2,
+            1024,
+            {"hw:cpu_policy": "dedicated"}
+            if self.restrictions.dedicated_cpus
+            else {"hw:numa_nodes": "1"},
+        )
+        placement = fit(self.topology, request, None, self.restrictions)
+        if isinstance(placement, Rejection):
+            return None
+        return self.render(
+            GuestSpec(
+                "validate-sample",
+                str(uuidlib.uuid4()),
+                request,
+                flavor_request(request, 1),
+                1,
+            ),
+            placement,
+            DeviceBinding(),
+        )
+
+    # -- reconciling -----------------------------------------------------
+    def holdings(self, record, from_xml):
+        """CPUs and pages as the local claim took them (its floating
+        vCPUs' pins in the XML are not held)."""
+        if not record.dynamic:
+            return from_xml
+        return record_holdings(record, self.topology, from_xml)
+
+    def expected_allocation(self, record):
+        """Exactly the compute node's share recorded at spawn."""
+        return {self.providers.root.uuid: dict(record.resources)}
+
+    def where(self, record):
+        cells = ",".join(str(c.host_cell) for c in record.cells)
+        return f"on host cells {cells}" if cells else "unpinned"
+
+    def validate(self):
+        """The CPU sets, devices and aliases were checked when this
+        driver was built; a sample pinned guest is rendered and checked
+        against libvirt's schema and the host."""
+        return {
+            "valid": True,
+            "slices": [],
+            "errors": [],
+            "dynamic": self._summary(),
+            "sample_domain": self.sample_domain() is not None,
+        }
+
+    def _summary(self):
         """What this host offers dynamic guests (for ``validate``)."""
         r = self.restrictions
         all_cpus = self.topology.cpu_ids
@@ -320,101 +348,6 @@ class DynamicDriver(HostDriver):
                 }
             ),
         }
-
-    def sample_domain(self):
-        """Domain XML of a small pinned guest on the empty host (checked
-        against libvirt's schema and the host), or None if it cannot fit."""
-        request = build_request(
-            2,
-            1024,
-            {"hw:cpu_policy": "dedicated"}
-            if self.restrictions.dedicated_cpus
-            else {"hw:numa_nodes": "1"},
-        )
-        placement = fit(self.topology, request, None, self.restrictions)
-        if isinstance(placement, Rejection):
-            return None
-        return self.render(
-            "validate-sample",
-            str(uuidlib.uuid4()),
-            request,
-            placement,
-            flavor_request(request, 1),
-            DeviceBinding(),
-            1,
-        )
-
-    # -- listing -------------------------------------------------------
-    def allocations_by_consumer(self):
-        """{consumer: {provider: resources}} over this host's providers."""
-        out = {}
-        for p in self.providers.providers:
-            resp = self.client.get(f"/resource_providers/{p.uuid}/allocations")
-            if resp.status == 404:
-                continue
-            for consumer, alloc in (
-                expect(resp, 200).body["allocations"].items()
-            ):
-                out.setdefault(consumer, {})[p.uuid] = alloc["resources"]
-        return out
-
-    def guests(self):
-        """Our guests with their allocations, and every disagreement
-        between libvirt, the rebuilt usage and Placement."""
-        by_consumer = self.allocations_by_consumer()
-        root = self.providers.root.uuid
-        views, problems, seen = [], [], set()
-        guests = self.recorded_guests()
-        for dom, record in guests:
-            allocations = by_consumer.get(record.instance_uuid, {})
-            seen.add(record.instance_uuid)
-            views.append(self.guest_view(dom, record, allocations))
-            held = allocations.get(root, {})
-            if not allocations:
-                problems.append(
-                    Discrepancy(
-                        "guest.no-allocation",
-                        f"guest {record.name} ({record.instance_uuid}) "
-                        "holds no allocation in Placement; its CPUs and "
-                        "memory may be given to another host's guest",
-                        record.instance_uuid,
-                        record.name,
-                    )
-                )
-            elif held != dict(record.resources):
-                problems.append(
-                    Discrepancy(
-                        "guest.allocation-mismatch",
-                        f"guest {record.name} was given "
-                        f"{dict(record.resources)} of the compute node but "
-                        f"its allocation there is {held}",
-                        record.instance_uuid,
-                        record.name,
-                    )
-                )
-        for consumer, allocations in sorted(by_consumer.items()):
-            if consumer not in seen:
-                problems.append(
-                    Discrepancy(
-                        "allocation.no-guest",
-                        f"consumer {consumer} holds "
-                        f"{sum(len(r) for r in allocations.values())} "
-                        "resource allocation(s) on this host but no guest "
-                        "here records it; they stay used until the "
-                        "allocation is deleted",
-                        consumer,
-                    )
-                )
-        try:
-            usage_of(
-                self.topology,
-                [r for _, r in guests if r.dynamic],
-                self.restrictions,
-            )
-        except ClaimError as exc:
-            problems.append(Discrepancy(exc.code, exc.message, "", exc.value))
-        views.sort(key=lambda v: v.name)
-        return views, problems
 
     def explain_placement(self, flavor):
         """How much of each class the flavor asks of Placement is free

@@ -1,0 +1,303 @@
+"""Commands about guests: spawn, destroy, list, usage, mdevs."""
+
+import uuid as uuidlib
+
+from nova_slices.cmd.output import emit_json, emit_rejection, table
+from nova_slices.cmd.render import (
+    cell_lines,
+    guest_table,
+    slice_guest_table,
+    usage_table,
+)
+from nova_slices.errors import (
+    ConfigError,
+    NoCandidates,
+    NoFit,
+    NovaSlicesError,
+    RequestError,
+)
+from nova_slices.placement.request_groups import flavor_request
+from nova_slices.request.build import build_request
+
+
+def refuse_flags(args, names, why):
+    """Flags that have no meaning on this kind of host: exit 2."""
+    for name in names:
+        if getattr(args, name, None):
+            flag = "--" + name.replace("_", "-")
+            raise RequestError(
+                f"{flag}: {why}",
+                code="spawn.flag-not-applicable",
+                key=flag,
+                value=getattr(args, name),
+            )
+
+
+def spawn(args, rt):
+    """A slice guest from --slice-class, or a dynamic one from a flavor."""
+    if not rt.has_slices:
+        return _spawn_dynamic(args, rt, interfaces(args))
+    refuse_flags(
+        args,
+        ("vcpus", "memory_mb", "image_property"),
+        "this host carves slices ([libvirt] slice_spec): a slice's "
+        "template fixes the guest's CPUs and memory",
+    )
+    if not args.slice_class:
+        raise RequestError(
+            "this host carves slices ([libvirt] slice_spec): give "
+            "--slice-class RC (one of "
+            + ", ".join(sorted(rt.driver.tree.classes))
+            + ")",
+            code="spawn.slice-class-required",
+            key="--slice-class",
+        )
+    rt.driver.update_provider_tree()
+    try:
+        view = rt.driver.spawn(
+            args.name,
+            args.slice_class,
+            instance_uuid=args.uuid,
+            interfaces=interfaces(args),
+            extra_specs=dict(args.extra_spec),
+        )
+    except NovaSlicesError as exc:
+        if exc.code in ("slice.no-candidates", "slice.lost-race"):
+            return _rejected(args, rt, exc)
+        raise
+    if args.format == "json":
+        emit_json(view.to_dict())
+    else:
+        bound = view.devices.get("pci", []) + view.devices.get("mdevs", [])
+        print(
+            f"spawned {view.name} ({view.instance_uuid}) on slice "
+            f"{view.slice_name}"
+            + (f" with {', '.join(bound)}" if bound else "")
+        )
+    return 0
+
+
+def _rejected(args, rt, exc):
+    reasons = rt.driver.explain_unavailable(
+        args.slice_class, dict(args.extra_spec)
+    )
+    return emit_rejection(
+        args.format,
+        exc,
+        reasons,
+        lambda r: (
+            f"slice {r['slice']}: {r['reason']}"
+            if "slice" in r
+            else f"device {r['device'] or '-'}: {r['reason']}"
+        ),
+    )
+
+
+def _spawn_dynamic(args, rt, interfaces):
+    refuse_flags(
+        args,
+        ("slice_class",),
+        "this host has no [libvirt] slice_spec; its guests are placed "
+        "from --vcpus, --memory-mb and the flavor's extra specs",
+    )
+    for flag, value in (
+        ("--vcpus", args.vcpus),
+        ("--memory-mb", args.memory_mb),
+    ):
+        if value is None:
+            raise RequestError(
+                f"{flag} is required on a host without slices",
+                code="spawn.flavor-required",
+                key=flag,
+            )
+    driver = rt.driver
+    driver.update_provider_tree()
+    extra_specs = dict(args.extra_spec)
+    image_props = dict(args.image_property)
+    try:
+        view = driver.spawn(
+            args.name,
+            args.vcpus,
+            args.memory_mb,
+            args.disk_gb,
+            extra_specs,
+            image_props,
+            instance_uuid=args.uuid,
+            interfaces=interfaces,
+        )
+    except NoFit as exc:
+        return _refused(args, exc, [r.to_dict() for r in exc.reasons])
+    except NoCandidates as exc:
+        if not exc.code.startswith("placement."):
+            raise
+        request = build_request(
+            args.vcpus, args.memory_mb, extra_specs, image_props
+        )
+        reasons = driver.explain_placement(
+            flavor_request(request, args.disk_gb)
+        )
+        return _refused(args, exc, reasons)
+    if args.format == "json":
+        emit_json(view.to_dict())
+        return 0
+    print(
+        f"spawned {view.name} ({view.instance_uuid}): {args.vcpus} vCPUs, "
+        f"{args.memory_mb} MiB"
+    )
+    for line in cell_lines(view.cells):
+        print("  " + line)
+    bound = view.devices.get("pci", []) + view.devices.get("mdevs", [])
+    if bound:
+        print(f"  devices: {', '.join(bound)}")
+    return 0
+
+
+def _refused(args, exc, reasons):
+    return emit_rejection(
+        args.format,
+        exc,
+        reasons,
+        lambda r: (
+            f"[{r['code']}] {r['message']}"
+            if "code" in r
+            else f"{r['provider']}: {r['reason']}"
+        ),
+    )
+
+
+def interfaces(args):
+    """The --network flags as the interfaces a domain gets."""
+    return [
+        {
+            "type": "network",
+            "source": net,
+            "mac_address": _mac(args.name, i),
+            "model": "virtio",
+        }
+        for i, net in enumerate(args.network)
+    ]
+
+
+def _mac(name, index):
+    digest = uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{name}/{index}").bytes
+    return "52:54:00:%02x:%02x:%02x" % (digest[0], digest[1], digest[2])
+
+
+def destroy(args, rt):
+    record = rt.driver.destroy(args.name)
+    if args.format == "json":
+        emit_json(
+            {
+                "name": args.name,
+                "instance_uuid": record.instance_uuid if record else None,
+                "slice": record.slice_name if record else None,
+                "devices": {
+                    "pci": list(record.pci) if record else [],
+                    "mdevs": [m[0] for m in record.mdevs] if record else [],
+                },
+            }
+        )
+    else:
+        freed = []
+        if record and record.slice_name:
+            freed.append(f"slice {record.slice_name}")
+        if record:
+            freed += list(record.pci) + [m[0] for m in record.mdevs]
+        print(
+            f"destroyed {args.name}"
+            + (f"; released {', '.join(freed)}" if freed else "")
+        )
+    return 0
+
+
+def list_guests(args, rt):
+    views, problems = rt.driver.guests()
+    if args.format == "json":
+        emit_json(
+            {
+                "guests": [v.to_dict() for v in views],
+                "discrepancies": [
+                    {
+                        "code": p.code,
+                        "instance_uuid": p.instance_uuid,
+                        "name": p.name,
+                        "message": p.message,
+                    }
+                    for p in problems
+                ],
+            }
+        )
+        return 0
+    if views:
+        print(
+            slice_guest_table(views) if rt.has_slices else guest_table(views)
+        )
+    else:
+        print("no guests")
+    for p in problems:
+        print(f"warning [{p.code}]: {p.message}")
+    return 0
+
+
+def usage(args, rt):
+    """What the guests use, per host cell, rebuilt from libvirt."""
+    if rt.has_slices:
+        raise RequestError(
+            "this host carves slices ([libvirt] slice_spec): its usage is "
+            "the slices in use; see `nova-slices providers`",
+            code="spawn.flag-not-applicable",
+            key="usage",
+        )
+    with rt.host.lock():
+        used = rt.driver.usage()
+    if args.format == "json":
+        emit_json(used.to_dict())
+        return 0
+    print(usage_table(rt.driver.topology, used))
+    if used.pci_devices_in_use:
+        print(
+            "PCI devices in use: " + ", ".join(sorted(used.pci_devices_in_use))
+        )
+    return 0
+
+
+def mdevs(args, rt):
+    """The mdevs we created (survives restarts: kept under state_path)."""
+    manager = rt.driver.devices
+    if manager is None:
+        raise ConfigError(
+            "no device is configured: set [devices] enabled_mdev_types "
+            "(and [mdev_<type>] device_addresses)",
+            code="config.no-mdev-types",
+            key="[devices] enabled_mdev_types",
+        )
+    with rt.host.lock():
+        recreated = manager.recreate_missing() if args.recreate else []
+        views = manager.created()
+    if args.format == "json":
+        emit_json(
+            {"mdevs": [v.to_dict() for v in views], "recreated": recreated}
+        )
+        return 0
+    for uuid in recreated:
+        print(f"recreated mdev {uuid}")
+    if not views:
+        print("nova-slices has created no mdev on this host")
+        return 0
+    print(
+        table(
+            [
+                (
+                    v.uuid,
+                    v.type,
+                    v.parent,
+                    "yes" if v.present else "MISSING",
+                    v.used_by or "-",
+                    v.created_at,
+                )
+                for v in views
+            ],
+            ("UUID", "TYPE", "PARENT", "IN KERNEL", "USED BY", "CREATED"),
+        )
+    )
+    return 0

@@ -1,0 +1,145 @@
+"""Commands that inspect without claiming: validate, topology, request, fit."""
+
+import json
+
+from nova_slices.cmd.output import emit_errors, emit_json
+from nova_slices.cmd.render import render_fit, render_request
+from nova_slices.compute import factory
+from nova_slices.errors import HostError
+from nova_slices.fit import claims
+from nova_slices.fit.fitter import fit as fit_guest
+from nova_slices.fit.pci import parse_aliases
+from nova_slices.host.capabilities import parse_capabilities
+from nova_slices.host.devices import parse_node_devices, split_node_file
+from nova_slices.host.restrictions import load_restrictions
+from nova_slices.host.views import render_text, topology_to_dict
+from nova_slices.request.build import build_request
+
+
+def validate(args, rt):
+    """The host's configuration checked against the host: every slice
+    template rendered, or the dynamic host's sets, devices and a sample
+    guest (what start-up checks too)."""
+    driver = factory.open_driver(rt.conf, rt.host)
+    report = driver.validate()
+    errors = report["errors"]
+    if args.format == "json":
+        emit_json(dict(report, errors=[e.to_dict() for e in errors]))
+    elif "dynamic" in report:
+        summary = report["dynamic"]
+        print(
+            f"host {rt.host.hostname} runs dynamic guests: "
+            f"{summary['dedicated_cpus']} dedicated and "
+            f"{summary['shared_cpus']} shared CPUs in {summary['cells']} "
+            f"NUMA cells; {len(summary['assignable_pci'])} assignable PCI "
+            f"device(s); aliases: {', '.join(summary['aliases']) or 'none'}; "
+            f"mdev types: {', '.join(summary['mdev_types']) or 'none'}"
+        )
+        print(
+            "a sample pinned guest renders valid domain XML"
+            if report["sample_domain"]
+            else "the sample pinned guest does not fit this host"
+        )
+    else:
+        if errors:
+            emit_errors(errors, "text")
+        print(
+            f"{len(report['slices'])} of {len(driver.tree.slices)} slice "
+            f"templates render valid domain XML for host {rt.host.hostname}"
+        )
+    return 2 if errors else 0
+
+
+def _read(path, what):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise HostError(
+            f"{what} {path}: cannot read: {exc.strerror}",
+            code="host.file-unreadable",
+            key=what,
+            value=path,
+        ) from None
+
+
+def topology(args, rt):
+    """The host model: JSON contract, a readable tree, or a picture."""
+    topo, devices, restrictions = _host_inputs(args, rt)
+    if args.format == "json":
+        emit_json(topology_to_dict(topo, devices, restrictions))
+    elif args.format == "svg":
+        from nova_slices.host.svg import render_svg
+
+        print(render_svg(topo, devices))
+    else:
+        print(render_text(topo, devices, restrictions))
+    return 0
+
+
+def _host_inputs(args, rt):
+    """Topology, devices and restrictions: a file's, or the host's."""
+    if args.capabilities_xml:
+        topo = parse_capabilities(
+            _read(args.capabilities_xml, "--capabilities-xml")
+        )
+        docs = []
+        for path in args.nodedev_xml:
+            docs += split_node_file(_read(path, "--nodedev-xml"))
+        return topo, parse_node_devices(docs, topo), None
+    topo = rt.host.topology()
+    return topo, rt.host.devices(), load_restrictions(rt.conf, topo)
+
+
+def _guest_request(args):
+    """The GuestRequest of the flavor and image flags (exit 2 if bad)."""
+    return build_request(
+        args.vcpus,
+        args.memory_mb,
+        dict(args.extra_spec),
+        dict(args.image_property),
+    )
+
+
+def fit(args, rt):
+    """Fit a flavor (and image) on the host with the given usage."""
+    req = _guest_request(args)
+    topo, devices, restrictions = _host_inputs(args, rt)
+    usage = None
+    if args.usage_json:
+        try:
+            data = json.loads(_read(args.usage_json, "--usage-json"))
+        except ValueError as exc:
+            raise HostError(
+                f"--usage-json {args.usage_json}: not JSON ({exc})",
+                code="usage.invalid",
+                key="--usage-json",
+                value=args.usage_json,
+            ) from None
+        usage = claims.usage_from_dict(data)
+        claims.check_usage(topo, usage)
+    result = fit_guest(
+        topo,
+        req,
+        usage,
+        restrictions,
+        devices,
+        parse_aliases(rt.conf.pci.alias),
+        pack=rt.conf.compute.packing_host_numa_cells_allocation_strategy,
+    )
+    fits = result.to_dict()["fits"]
+    if args.format == "json":
+        emit_json(result.to_dict())
+    else:
+        print(render_fit(result))
+    return 0 if fits else 1
+
+
+def request(args, rt):
+    """Validate a flavor and image; print the normalized request."""
+    req = _guest_request(args)
+    if args.format == "json":
+        emit_json(req.to_dict())
+        return 0
+    print(render_request(req))
+    return 0

@@ -1,1 +1,0 @@
-"""Dynamic guests: NUMA-pinned domain XML on hosts without slices."""
