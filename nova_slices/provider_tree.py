@@ -11,7 +11,7 @@ import uuid
 
 import os_traits
 
-from nova_slices.slices.tree import units_class
+from nova_slices.slices.tree import HOST_UNITS, units_class
 
 #: namespace for the uuids of this package's providers
 NAMESPACE = uuid.UUID("5b2f1c1e-8f2a-4d0e-9a8e-6e6f76615f73")
@@ -94,17 +94,20 @@ def build_provider_tree(
 ):
     """Desired providers for a host: slices and device providers.
 
-    A host with slices reports nothing on its root (no VCPU, PCPU,
-    MEMORY_MB or DISK_GB): the libvirt-slices spec's first version does
-    not mix slices with dynamic guests on one host.  A host without
-    slices reports ``root_inventories``
-    (:func:`nova_slices.host.inventory.root_inventories`).  ``devices``
+    A host with slices reports no VCPU, PCPU, MEMORY_MB or DISK_GB on its
+    root (the libvirt-slices spec's first version does not mix slices
+    with dynamic guests on one host), only ``HOST_UNITS``, one per leaf
+    slice, which every slice request takes from.  A host without slices
+    reports ``root_inventories``
+    (:func:`nova_slices.compute.inventory.root_inventories`).  ``devices``
     are the device providers (:mod:`nova_slices.devices.providers`),
     built for the same root uuid.
     """
     if root_inventories and slice_tree.slices:
         raise ValueError("a host with slices reports no root inventory")
     root = compute_node_uuid or root_uuid(hostname)
+    if slice_tree.slices:
+        root_inventories = {HOST_UNITS: Inventory(total=slice_tree.leaves)}
     providers = [
         Provider(
             hostname, root, None, dict(root_inventories or {}), ROOT_TRAITS

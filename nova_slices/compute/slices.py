@@ -19,7 +19,7 @@ from nova_slices.host.restrictions import load_restrictions
 from nova_slices.placement import claims
 from nova_slices.placement.request_groups import slice_device_groups
 from nova_slices.slices import encoding
-from nova_slices.slices.tree import units_class
+from nova_slices.slices.tree import HOST_UNITS, units_class
 from nova_slices.virt import metadata, templates
 
 LOG = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ class SliceDriver(HostDriver):
             units_class(rc) for rc in self.tree.classes
         }
         own = encoding.slice_request(self.tree, resource_class).groups
-        return slice_device_groups(extra_specs, set(own), slice_classes)
+        # the unsuffixed group is shared with devices (see query_params)
+        reserved = set(own) - {""}
+        return slice_device_groups(extra_specs, reserved, slice_classes)
 
     # -- startup -----------------------------------------------------------
     def check_templates(self):
@@ -85,6 +87,7 @@ class SliceDriver(HostDriver):
                 claim.allocations,
                 self.providers.slice_of_provider(),
                 self.devices.provider_uuids if self.devices else frozenset(),
+                root=self.providers.root.uuid,
             )
             with self.host.lock():
                 self.check_name_free(name)
@@ -97,10 +100,10 @@ class SliceDriver(HostDriver):
                     name,
                     instance_uuid,
                     slice_name,
-                    flavor,
-                    interfaces,
-                    user_metadata or {},
                     binding,
+                    flavor=flavor,
+                    interfaces=interfaces,
+                    user_metadata=user_metadata or {},
                 )
                 self.host.define_and_start(xml)
         LOG.info(
@@ -116,7 +119,18 @@ class SliceDriver(HostDriver):
             devices_view(binding),
         )
 
-    def render(
+    def render(self, name, instance_uuid, slice_name, binding=None, **context):
+        """Domain XML for a guest on ``slice_name``, validated;
+        ``context`` is :meth:`render_template`'s (flavor, interfaces,
+        user_metadata)."""
+        domain = self.render_template(
+            name, instance_uuid, slice_name, binding=binding, **context
+        )
+        return self.finish_slice_domain(
+            domain, name, instance_uuid, slice_name, binding
+        )
+
+    def render_template(
         self,
         name,
         instance_uuid,
@@ -126,7 +140,8 @@ class SliceDriver(HostDriver):
         user_metadata=None,
         binding=None,
     ):
-        """Domain XML for a guest on ``slice_name``, validated."""
+        """The slice's template rendered for one guest: a domain element
+        naming the guest (not yet checked against the schema or host)."""
         s = self.tree.slices[slice_name]
         context = {
             "instance": {"uuid": instance_uuid, "name": name},
@@ -168,6 +183,13 @@ class SliceDriver(HostDriver):
                 key="template_file",
                 value=s.template_file,
             )
+        return domain
+
+    def finish_slice_domain(
+        self, domain, name, instance_uuid, slice_name, binding=None
+    ):
+        """Our record injected, schema and host checked: XML to define."""
+        s = self.tree.slices[slice_name]
         return self.finish_domain(
             domain,
             metadata.GuestRecord(
@@ -179,7 +201,8 @@ class SliceDriver(HostDriver):
                 mdevs=(binding.mdevs + binding.create) if binding else (),
             ),
             lambda problems: TemplateError(
-                f"{where} does not fit this host: " + "; ".join(problems),
+                f"slice template {s.template_file!r} does not fit this "
+                "host: " + "; ".join(problems),
                 code="template.host-mismatch",
                 key="template_file",
                 value=s.template_file,
@@ -192,11 +215,15 @@ class SliceDriver(HostDriver):
         if record.slice_name not in self.tree.slices:
             return {}
         provider = self.providers.provider_of_slice()
+        leaves = self.tree.slices[record.slice_name].leaves
         return {
-            provider[name]: resources
-            for name, resources in encoding.slice_allocation(
-                self.tree, record.slice_name
-            ).items()
+            self.providers.root.uuid: {HOST_UNITS: leaves},
+            **{
+                provider[name]: resources
+                for name, resources in encoding.slice_allocation(
+                    self.tree, record.slice_name
+                ).items()
+            },
         }
 
     def where(self, record):

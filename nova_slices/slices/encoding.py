@@ -14,10 +14,15 @@ in one allocation.  ``same_subtree`` is given once per chain edge: a single
 import dataclasses
 
 from nova_slices.errors import NovaSlicesError
-from nova_slices.slices.tree import units_class
+from nova_slices.slices.tree import HOST_UNITS, units_class
 
 SLICE_GROUP = "_S"
-ROOT_ZERO = ("VCPU", "MEMORY_MB", "DISK_GB")
+#: Nova's flavor-derived root classes a slice guest does not take: the
+#: slice's template fixes its CPUs and memory.  DISK_GB is zeroed only in
+#: the query form (the command line's slice hosts report no disk); a Nova
+#: flavor's disk is taken from the DISK_GB Nova reports on the root.
+ROOT_ZERO = ("VCPU", "PCPU", "MEMORY_MB", "DISK_GB")
+NOVA_ROOT_ZERO = ("VCPU", "PCPU", "MEMORY_MB")
 #: extra spec that names the slice class on a Nova flavor
 FLAVOR_CLASS_KEY = "nova_slices:slice_class"
 
@@ -32,7 +37,8 @@ class SliceRequest:
     """What to ask Placement for to get one slice of ``resource_class``."""
 
     resource_class: str
-    #: group suffix -> {resource class: amount}, slice group first
+    #: group suffix -> {resource class: amount}: the root's (``""``),
+    #: the slice's, then its ancestors' nearest first
     groups: dict
     #: pairs of group suffixes, child last
     same_subtree: tuple
@@ -49,12 +55,26 @@ class SliceRequest:
         return list(self.groups) + [d.suffix for d in self.devices]
 
     def query_params(self):
-        """GET /allocation_candidates parameters (a list of pairs)."""
+        """GET /allocation_candidates parameters (a list of pairs).
+
+        Devices asked for in the unsuffixed group join the root's group:
+        Placement takes one ``resources`` parameter, whose resources may
+        come from any provider of the tree.
+        """
+        extra = {}
+        for device in self.devices:
+            if device.suffix == "":
+                extra.update(dict(device.resources))
         params = []
         for suffix, resources in self.groups.items():
-            params.append((f"resources{suffix}", _resources(resources)))
+            merged = {**resources, **extra} if suffix == "" else resources
+            params.append((f"resources{suffix}", _resources(merged)))
         for device in self.devices:
-            params += device.query_params()
+            params += [
+                (key, value)
+                for key, value in device.query_params()
+                if not (device.suffix == "" and key == "resources")
+            ]
         for pair in self.same_subtree:
             params.append(("same_subtree", ",".join(pair)))
         params.append(("group_policy", self.group_policy))
@@ -79,7 +99,7 @@ class SliceRequest:
         candidate.  The class key names the slice class the flavor asks
         for.
         """
-        specs = {f"resources:{rc}": "0" for rc in ROOT_ZERO}
+        specs = {f"resources:{rc}": "0" for rc in NOVA_ROOT_ZERO}
         for suffix, resources in self.groups.items():
             for rc, amount in resources.items():
                 specs[f"resources{suffix}:{rc}"] = str(amount)
@@ -109,7 +129,9 @@ def slice_request(tree, resource_class):
     slice_group = {resource_class: 1}
     if not shape.is_leaf:
         slice_group[units_class(resource_class)] = shape.leaves
-    groups = {SLICE_GROUP: slice_group}
+    # the unsuffixed group: the root's units, so every candidate touches
+    # the compute node (HOST_UNITS)
+    groups = {"": {HOST_UNITS: shape.leaves}, SLICE_GROUP: slice_group}
     same_subtree = []
     below = SLICE_GROUP
     for level, ancestor_rc in enumerate(shape.ancestor_classes, start=1):
@@ -147,13 +169,39 @@ def all_flavor_specs(tree):
     return out
 
 
+def is_chain(mappings, parent_of):
+    """Whether a candidate's slice groups form a chain in the provider tree.
+
+    ``mappings`` is a Placement candidate's {group suffix: [provider
+    uuids]}; ``parent_of`` maps provider uuids to their parents.  The
+    slice group's provider must be the child of the first ancestor
+    group's, that one the child of the second's, and so on: what
+    ``same_subtree`` would have enforced had Nova sent it.  A candidate
+    with no slice group is not a slice candidate (True).
+    """
+    below = (mappings.get(SLICE_GROUP) or [None])[0]
+    if below is None:
+        return True
+    level = 1
+    while ancestor_group(level) in mappings:
+        above = mappings[ancestor_group(level)][0]
+        if parent_of.get(below) != above:
+            return False
+        below, level = above, level + 1
+    return True
+
+
 class BrokenChain(NovaSlicesError):
     exit_status = 1
     code = "slice.broken-chain"
 
 
 def slice_from_allocation(
-    tree, allocations, slice_of_provider, device_providers=frozenset()
+    tree,
+    allocations,
+    slice_of_provider,
+    device_providers=frozenset(),
+    root=None,
 ):
     """Which slice an allocation claims, after checking it is a chain.
 
@@ -163,10 +211,22 @@ def slice_from_allocation(
     may pair a slice with units of an ancestor that is not its own; such an
     allocation would let two conflicting slices be used together.  We
     refuse it (the build fails and Nova reschedules).  Allocations on
-    ``device_providers`` are the guest's devices, bound separately.
+    ``device_providers`` are the guest's devices, bound separately.  On
+    the compute node -- ``root``, or else the provider holding
+    HOST_UNITS -- the units must be the slice's leaf count; anything else
+    there (a Nova flavor's DISK_GB) is the root's business.  With
+    ``root`` given, the units are required.
     """
     named = {}
+    host_units = None
     for rp, resources in allocations.items():
+        if rp == root or (
+            root is None
+            and HOST_UNITS in resources
+            and rp not in slice_of_provider
+        ):
+            host_units = resources.get(HOST_UNITS, 0)
+            continue
         if rp in device_providers:
             continue
         name = slice_of_provider.get(rp)
@@ -191,5 +251,13 @@ def slice_from_allocation(
         raise BrokenChain(
             f"allocation {named} does not follow slice {tokens[0]!r}'s "
             f"ancestor chain; expected {expected}"
+        )
+    leaves = tree.slices[tokens[0]].leaves
+    if root is not None and host_units is None:
+        host_units = 0
+    if host_units is not None and host_units != leaves:
+        raise BrokenChain(
+            f"allocation takes {host_units} {HOST_UNITS} from the compute "
+            f"node for slice {tokens[0]!r}, which has {leaves} leaves"
         )
     return tokens[0]

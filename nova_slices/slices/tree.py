@@ -15,6 +15,13 @@ from nova_slices.errors import ConfigError
 from nova_slices.slices.spec import OPTION, parse_slice_spec
 
 UNITS_SUFFIX = "_UNITS"
+#: The compute node's own class on a slice host: one unit per leaf slice.
+#: Every slice request takes its leaf count from the root too, so every
+#: candidate touches the root provider -- Nova's scheduler only gives a
+#: host the candidates that do (DESIGN.md section 7) -- and the root
+#: counts the leaves in use.  It never binds wrongly: slices in use are
+#: disjoint subtrees, whose leaves sum to at most the forest's.
+HOST_UNITS = "CUSTOM_SLICE_HOST_UNITS"
 
 
 def units_class(resource_class):
@@ -63,6 +70,11 @@ class SliceTree:
 
     def roots(self):
         return [s for s in self.slices.values() if s.parent is None]
+
+    @property
+    def leaves(self):
+        """Leaf slices of the whole forest (the root's HOST_UNITS)."""
+        return sum(s.leaves for s in self.roots())
 
     def descendants(self, name):
         out, stack = [], list(self.slices[name].children)
@@ -198,6 +210,13 @@ def _class_shapes(slices):
         )
     tokens = set(shapes)
     for rc, shape in shapes.items():
+        if HOST_UNITS in (rc, units_class(rc)):
+            raise _fail(
+                f"{OPTION}: resource class {rc} names the compute node's "
+                f"own class {HOST_UNITS}; rename it",
+                "config.slice-class-collision",
+                rc,
+            )
         if rc in shape.ancestor_classes:
             raise _fail(
                 f"{OPTION}: resource class {rc} is used by a slice and by "

@@ -51,7 +51,8 @@ def test_first_sync_builds_the_tree_and_second_makes_no_call(
             for rc, i in by_name[name].inventories.items()
         }
         assert traits == sorted(by_name[name].traits)
-    assert view["gpu8-2s"][1] == {}  # no VCPU/PCPU/MEMORY_MB/DISK_GB
+    # no VCPU/PCPU/MEMORY_MB/DISK_GB: one unit per leaf slice
+    assert view["gpu8-2s"][1] == {"CUSTOM_SLICE_HOST_UNITS": (8, 0)}
     assert view["gpu8-2s_slice_8_1"][1] == {
         "CUSTOM_SLICE_8_GPU_V1": (1, 0),
         "CUSTOM_SLICE_8_GPU_V1_UNITS": (8, 0),

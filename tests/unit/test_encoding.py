@@ -4,21 +4,27 @@ import itertools
 
 import pytest
 
+from nova_slices.errors import ConfigError
 from nova_slices.provider_tree import build_provider_tree
 from nova_slices.slices import encoding
-from nova_slices.slices.tree import units_class
+from nova_slices.slices.spec import SliceSpec
+from nova_slices.slices.tree import HOST_UNITS, build_tree, units_class
 from tests.unit.test_slice_spec import seed_tree
 
 
 def test_seed_requests_match_design_section_4():
     tree = seed_tree()
     eight = encoding.slice_request(tree, "CUSTOM_S8")
+    # section 4's groups, plus the root's units (section 7: every slice
+    # candidate must touch the compute node)
     assert eight.query_params() == [
+        ("resources", "CUSTOM_SLICE_HOST_UNITS:8"),
         ("resources_S", "CUSTOM_S8:1,CUSTOM_S8_UNITS:8"),
         ("group_policy", "none"),
     ]
     four = encoding.slice_request(tree, "CUSTOM_S4")
     assert four.query_params() == [
+        ("resources", "CUSTOM_SLICE_HOST_UNITS:4"),
         ("resources_S", "CUSTOM_S4:1,CUSTOM_S4_UNITS:4"),
         ("resources_A1", "CUSTOM_S8_UNITS:4"),
         ("same_subtree", "_A1,_S"),
@@ -26,6 +32,7 @@ def test_seed_requests_match_design_section_4():
     ]
     one = encoding.slice_request(tree, "CUSTOM_S1")
     assert one.query_params() == [
+        ("resources", "CUSTOM_SLICE_HOST_UNITS:1"),
         ("resources_S", "CUSTOM_S1:1"),
         ("resources_A1", "CUSTOM_S4_UNITS:1"),
         ("resources_A2", "CUSTOM_S8_UNITS:1"),
@@ -41,6 +48,8 @@ def test_flavor_specs_both_forms():
     assert one["resources:VCPU"] == "0"
     assert one["resources:MEMORY_MB"] == "0"
     assert one["resources:DISK_GB"] == "0"
+    assert one["resources:PCPU"] == "0"
+    assert one["resources"] == "CUSTOM_SLICE_HOST_UNITS:1"
     assert one["same_subtree"] == ["_A1,_S", "_A2,_A1"]
     assert one["resources_A2"] == "CUSTOM_S8_UNITS:1"
     nova = one["nova_flavor"]
@@ -48,6 +57,14 @@ def test_flavor_specs_both_forms():
     assert nova["resources_S:CUSTOM_S1"] == "1"
     assert nova["resources_A1:CUSTOM_S4_UNITS"] == "1"
     assert nova["group_policy"] == "none"
+    # Nova takes the flavor's disk from the root's DISK_GB; CPUs and
+    # memory are the template's
+    assert nova["resources:CUSTOM_SLICE_HOST_UNITS"] == "1"
+    assert {k for k, v in nova.items() if v == "0"} == {
+        "resources:VCPU",
+        "resources:PCPU",
+        "resources:MEMORY_MB",
+    }
     assert nova[encoding.FLAVOR_CLASS_KEY] == "CUSTOM_S1"
 
 
@@ -58,7 +75,7 @@ def test_unknown_class():
 
 
 def _capacity(tree):
-    cap = {}
+    cap = {("root", HOST_UNITS): tree.leaves}
     for s in tree.slices.values():
         cap[(s.name, s.resource_class)] = 1
         if not s.is_leaf:
@@ -70,6 +87,8 @@ def _claimable(tree, in_use, name):
     """Would Placement's capacity check admit slice ``name`` now?"""
     used = {}
     for taken in list(in_use) + [name]:
+        key = ("root", HOST_UNITS)
+        used[key] = used.get(key, 0) + tree.slices[taken].leaves
         for provider, res in encoding.slice_allocation(tree, taken).items():
             for rc, amount in res.items():
                 used[(provider, rc)] = used.get((provider, rc), 0) + amount
@@ -127,12 +146,15 @@ def test_slice_from_allocation_accepts_only_chains():
         encoding.slice_from_allocation(tree, two_tokens, slice_of)
 
 
-def test_provider_tree_nests_slices_and_reports_nothing_on_root():
+def test_provider_tree_nests_slices_and_counts_leaves_on_root():
     tree = seed_tree()
     ptree = build_provider_tree("gpu-host", tree)
     root = ptree.root
     assert root.name == "gpu-host" and root.parent_uuid is None
-    assert root.inventories == {}
+    # no VCPU/PCPU/MEMORY_MB/DISK_GB: only the leaves every slice takes
+    assert {rc: i.total for rc, i in root.inventories.items()} == {
+        HOST_UNITS: 8
+    }
     by_name = {p.name: p for p in ptree.providers}
     assert by_name["gpu-host_slice_8_1"].parent_uuid == root.uuid
     assert by_name["gpu-host_slice_4_2"].parent_uuid == (
@@ -163,7 +185,7 @@ def test_chain_same_subtree_pairs_are_edges():
     tree = seed_tree()
     for rc in tree.classes:
         req = encoding.slice_request(tree, rc)
-        suffixes = list(req.groups)
+        suffixes = [s for s in req.groups if s]  # the root's is no edge
         assert list(
             itertools.chain.from_iterable(
                 reversed(p) for p in req.same_subtree
@@ -173,3 +195,39 @@ def test_chain_same_subtree_pairs_are_edges():
             for i, s in enumerate(suffixes[:-1])
             for x in (s, suffixes[i + 1])
         ]
+
+
+def test_root_units_must_match_the_slice():
+    """A Nova candidate also holds the flavor's DISK_GB on the root: that is
+    the root's business; its HOST_UNITS must be the slice's leaf count."""
+    tree = seed_tree()
+    ptree = build_provider_tree("host", tree)
+    uuid_of = ptree.provider_of_slice()
+    slice_of = ptree.slice_of_provider()
+    root = ptree.root.uuid
+    chain = {
+        uuid_of[n]: res
+        for n, res in encoding.slice_allocation(tree, "4_2").items()
+    }
+    good = {**chain, root: {HOST_UNITS: 4, "DISK_GB": 20}}
+    assert (
+        encoding.slice_from_allocation(tree, good, slice_of, root=root)
+        == "4_2"
+    )
+    short = {**chain, root: {HOST_UNITS: 1}}
+    with pytest.raises(encoding.BrokenChain) as info:
+        encoding.slice_from_allocation(tree, short, slice_of, root=root)
+    assert "4 leaves" in info.value.message
+
+
+@pytest.mark.parametrize("rc", [HOST_UNITS, "CUSTOM_SLICE_HOST"])
+def test_a_slice_class_may_not_name_the_root_class(rc):
+    with pytest.raises(ConfigError) as info:
+        build_tree(
+            [
+                SliceSpec("a", rc, "a.j2", None),
+                SliceSpec("b", "CUSTOM_X", "b.j2", "a"),
+            ]
+        )
+    assert info.value.code == "config.slice-class-collision"
+    assert HOST_UNITS in info.value.message

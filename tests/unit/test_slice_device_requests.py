@@ -9,8 +9,10 @@ from nova_slices.placement.request_groups import (
     DeviceGroup,
     slice_device_groups,
 )
+from nova_slices.slices import encoding
 from nova_slices.virt import metadata
 from nova_slices.virt.hostdevs import domain_devices
+from tests.unit.test_slice_spec import seed_tree
 
 OWN = {"_S", "_A1", "_A2"}
 SLICES = {"CUSTOM_SLICE_1_GPU_V1", "CUSTOM_SLICE_4_GPU_V1_UNITS"}
@@ -172,3 +174,15 @@ def test_corrupt_registry_is_an_error_not_a_reset(tmp_path):
         MdevRegistry(str(tmp_path)).entries()
     assert info.value.code == "host.mdev-registry-unreadable"
     assert (tmp_path / "mdevs.json").read_text() == "{not json"
+
+
+def test_an_unsuffixed_device_joins_the_roots_group():
+    """Placement takes one ``resources`` parameter: a vGPU asked for
+    without a suffix is merged with the root's HOST_UNITS."""
+    request = encoding.slice_request(seed_tree(), "CUSTOM_S4").with_devices(
+        groups({"resources:VGPU": "1", "trait:CUSTOM_CUDA": "required"})
+    )
+    params = request.query_params()
+    assert [k for k, _ in params].count("resources") == 1
+    assert ("resources", "CUSTOM_SLICE_HOST_UNITS:4,VGPU:1") in params
+    assert ("required", "CUSTOM_CUDA") in params
