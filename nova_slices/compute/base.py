@@ -64,7 +64,9 @@ def check_not_mixed(conf, tree):
 class HostDriver(abc.ABC):
     """The common part; subclasses say what the compute node offers."""
 
-    def __init__(self, conf, host, client, sync=None):
+    def __init__(self, conf, host, client, sync=None, own_devices=True):
+        """``own_devices`` False leaves mdevs and PCI devices to someone
+        else: inside Nova, Nova's own code reports and binds them."""
         self.conf = conf
         self.host = host
         self.client = client
@@ -72,7 +74,9 @@ class HostDriver(abc.ABC):
         self.tree = load_tree(conf)
         check_not_mixed(conf, self.tree)
         root = root_uuid(host.hostname)
-        device_providers, self.devices = self._device_setup(root)
+        device_providers, self.devices = (
+            self._device_setup(root) if own_devices else ([], None)
+        )
         self.providers = build_provider_tree(
             host.hostname,
             self.tree,

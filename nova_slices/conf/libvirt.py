@@ -8,7 +8,7 @@ libvirt_group = cfg.OptGroup(
     "libvirt", title="libvirt connection and slice options"
 )
 
-libvirt_opts = [
+connection_opts = [
     cfg.StrOpt(
         "connection_uri",
         default="",
@@ -35,6 +35,11 @@ libvirt_opts = [
         "libvirt's test driver and to the connection's "
         "getCapabilities() otherwise.",
     ),
+]
+
+#: the options Nova does not have: registered on Nova's CONF too when the
+#: Nova driver is loaded (nova_slices.nova.conf)
+slice_opts = [
     cfg.MultiStrOpt(
         "slice_spec",
         default=[],
@@ -57,6 +62,8 @@ libvirt_opts = [
     ),
 ]
 
+libvirt_opts = connection_opts + slice_opts
+
 
 def register_opts(conf):
     # a fresh OptGroup per ConfigOpts: an OptGroup object holds its
@@ -65,6 +72,12 @@ def register_opts(conf):
         cfg.OptGroup(libvirt_group.name, title=libvirt_group.title)
     )
     conf.register_opts(libvirt_opts, group=libvirt_group.name)
+
+
+def register_slice_opts(conf):
+    """Only the slice options, on a CONF that has its own ``[libvirt]``
+    (Nova's: its ``connection_uri`` is not ours to register)."""
+    conf.register_opts(slice_opts, group=libvirt_group.name)
 
 
 def list_opts():

@@ -59,7 +59,7 @@ def inject(domain, record):
         metadata = etree.Element("metadata")
         # libvirt orders <metadata> after <description>/<title>/<uuid>;
         # the schema accepts it anywhere among the top-level elements.
-        domain.insert(_insert_index(domain), metadata)
+        domain.insert(metadata_index(domain), metadata)
     for old in metadata.findall(_q("instance")):
         metadata.remove(old)
     inst = etree.SubElement(metadata, _q("instance"), nsmap={PREFIX: NS})
@@ -142,7 +142,8 @@ def _cell_from(el):
     )
 
 
-def _insert_index(domain):
+def metadata_index(domain):
+    """Where <metadata> goes: after the domain's name and identity."""
     for i, child in enumerate(domain):
         if child.tag not in ("name", "uuid", "title", "description"):
             return i

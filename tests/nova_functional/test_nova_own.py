@@ -1,0 +1,70 @@
+"""Nova's own libvirt functional tests, re-run with this package's driver.
+
+With no ``[libvirt] slice_spec`` LibvirtSlicesDriver must be Nova's
+LibvirtDriver unchanged: Nova's NUMA and vGPU server tests run here as
+Nova wrote them, only with ``compute_driver`` set to this driver (and an
+assertion that it is the one nova-compute loaded).  The modules are
+imported, not their classes, so that discovery does not run Nova's
+originals a second time.
+"""
+
+from nova.tests.functional.libvirt import test_numa_servers, test_vgpu
+
+from nova_slices.nova.driver import LibvirtSlicesDriver
+from tests.nova_functional import base
+
+
+class WithSlicesDriver:
+    """Mixin: nova-compute loads LibvirtSlicesDriver, with no slices."""
+
+    def _setup_services(self):
+        base.use_installed_api_paste(self)
+        super()._setup_services()
+
+    def _setup_compute_service(self):
+        self.flags(compute_driver=base.DRIVER)
+
+    def start_compute(self, hostname="compute1", *args, **kwargs):
+        name = super().start_compute(hostname, *args, **kwargs)
+        driver = self.computes[name].driver
+        self.assertIsInstance(driver, LibvirtSlicesDriver)
+        self.assertIsNone(driver.slices)
+        return name
+
+
+class NUMAServersTest(WithSlicesDriver, test_numa_servers.NUMAServersTest):
+    pass
+
+
+class VGPUTests(WithSlicesDriver, test_vgpu.VGPUTests):
+    pass
+
+
+class VGPUMultipleTypesTests(
+    WithSlicesDriver, test_vgpu.VGPUMultipleTypesTests
+):
+    pass
+
+
+class VGPULimitMultipleTypesTests(
+    WithSlicesDriver, test_vgpu.VGPULimitMultipleTypesTests
+):
+    pass
+
+
+class VGPULiveMigrationTests(
+    WithSlicesDriver, test_vgpu.VGPULiveMigrationTests
+):
+    pass
+
+
+class VGPULiveMigrationTestsLMFailed(
+    WithSlicesDriver, test_vgpu.VGPULiveMigrationTestsLMFailed
+):
+    pass
+
+
+class DifferentMdevClassesTests(
+    WithSlicesDriver, test_vgpu.DifferentMdevClassesTests
+):
+    pass
