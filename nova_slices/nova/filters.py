@@ -1,5 +1,5 @@
-"""Scheduler filters for slice hosts: ``[filter_scheduler] available_filters
-= nova_slices.nova.filters.SliceChainFilter``.
+"""Scheduler filters: ``[filter_scheduler] available_filters =
+nova_slices.nova.filters.SliceChainFilter`` (and ``.NUMAFitFilter``).
 
 Nova never sends ``same_subtree`` from a flavor, so Placement offers a
 slice flavor candidates whose slice group and ancestor groups are not one
@@ -9,13 +9,22 @@ fails.  ``SliceChainFilter`` keeps only the candidates that are chains,
 checked against the host's provider tree as Placement holds it.
 """
 
+import nova.conf
+from nova import objects
 from nova.scheduler import filters
 from nova.scheduler.client import report
 from oslo_log import log as logging
 
+from nova_slices.errors import NovaSlicesError
+from nova_slices.fit.fitter import fit
+from nova_slices.fit.model import Rejection
+from nova_slices.fit.pci import parse_aliases
+from nova_slices.nova import numa
+from nova_slices.request.build import build_request
 from nova_slices.slices import encoding
 
 LOG = logging.getLogger(__name__)
+CONF = nova.conf.CONF
 
 
 class SliceChainFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
@@ -63,3 +72,71 @@ class SliceChainFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
             parents = {p["uuid"]: p["parent_provider_uuid"] for p in providers}
             self._parents[root] = parents
         return parents or {}
+
+
+class NUMAFitFilter(filters.BaseHostFilter):
+    """A drop-in for ``NUMATopologyFilter`` on this project's fitter.
+
+    The fitter searches guest-to-host cell assignments with matching
+    instead of Nova's permutations, honours ``hw:numa_node.N`` (a guest
+    cell pinned to a host cell) and the PCI ``socket`` policy, and gives
+    the same answers as Nova elsewhere (the differential test against
+    ``numa_fit_instance_to_host``).  Like Nova's filter it passes
+    requests without a NUMA topology and sets the host's NUMA limits for
+    the compute's claim.  It judges the host, not each allocation
+    candidate: with PCI in Placement off (the default) Nova's filter
+    gives every candidate the same answer too.
+    """
+
+    RUN_ON_REBUILD = False
+
+    def __init__(self):
+        super().__init__()
+        self._aliases = None
+
+    def host_passes(self, host_state, spec_obj):
+        flavor = spec_obj.flavor
+        try:
+            request = build_request(
+                flavor.vcpus,
+                flavor.memory_mb,
+                dict(flavor.extra_specs or {}),
+                numa.image_properties(spec_obj.image),
+            )
+        except NovaSlicesError as exc:
+            LOG.debug("%s: %s", type(self).__name__, exc)
+            return False
+        if not request.cells:
+            return True
+        if not host_state.numa_topology:
+            return False
+        topology, usage, restrictions = numa.host_model(
+            host_state.numa_topology
+        )
+        result = fit(
+            topology,
+            request,
+            usage,
+            restrictions,
+            numa.host_devices(host_state.pci_stats, topology),
+            self.aliases(),
+            pack=CONF.compute.packing_host_numa_cells_allocation_strategy,
+        )
+        if isinstance(result, Rejection):
+            LOG.debug(
+                "%s: %s does not fit: %s",
+                type(self).__name__,
+                host_state.host,
+                ", ".join(sorted({r.code for r in result.reasons})),
+            )
+            return False
+        host_state.limits["numa_topology"] = objects.NUMATopologyLimits(
+            cpu_allocation_ratio=host_state.cpu_allocation_ratio,
+            ram_allocation_ratio=host_state.ram_allocation_ratio,
+        )
+        return True
+
+    def aliases(self):
+        if self._aliases is None:
+            self._aliases = parse_aliases(CONF.pci.alias)
+        return self._aliases

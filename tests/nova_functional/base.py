@@ -14,6 +14,7 @@ import os
 import sys
 
 import fixtures
+import nova.conf
 from lxml import etree
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional.libvirt import base
@@ -25,6 +26,7 @@ from nova_slices.slices import encoding
 from nova_slices.slices.spec import parse_slice_spec
 from nova_slices.slices.tree import build_tree
 
+CONF = nova.conf.CONF
 DRIVER = "slices_ext.driver.LibvirtSlicesDriver"
 CELLS, CPUS_PER_CELL = 4, 3
 GPUS = tuple(f"0000:81:{slot:02x}.0" for slot in range(8))
@@ -144,6 +146,28 @@ def use_installed_api_paste(test):
     )
 
 
+def start_scheduler_with_numa_fit_filter(test):
+    """Start the scheduler with NUMAFitFilter where the test enables
+    NUMATopologyFilter (Nova's NUMA tests add it through
+    ADDITIONAL_FILTERS), and with this package's filters available."""
+    enabled = [
+        f
+        for f in CONF.filter_scheduler.enabled_filters
+        + test.ADDITIONAL_FILTERS
+        if f != "NUMATopologyFilter"
+    ] + ["NUMAFitFilter"]
+    test.flags(
+        available_filters=[
+            "nova.scheduler.filters.all_filters",
+            "nova_slices.nova.filters.SliceChainFilter",
+            "nova_slices.nova.filters.NUMAFitFilter",
+        ],
+        enabled_filters=enabled,
+        group="filter_scheduler",
+    )
+    return test.start_service("scheduler")
+
+
 class SliceHostTestBase(base.ServersTestBase):
     ADMIN_API = True
     microversion = "latest"
@@ -183,14 +207,7 @@ class SliceHostTestBase(base.ServersTestBase):
         self.flags(compute_driver=DRIVER)
 
     def _setup_scheduler_service(self):
-        self.flags(
-            available_filters=[
-                "nova.scheduler.filters.all_filters",
-                "nova_slices.nova.filters.SliceChainFilter",
-            ],
-            group="filter_scheduler",
-        )
-        return super()._setup_scheduler_service()
+        return start_scheduler_with_numa_fit_filter(self)
 
     # -- hosts ---------------------------------------------------------
     def start_slice_compute(self, hostname="slice1", mdev_capable=0):

@@ -1,12 +1,16 @@
-"""Nova's own libvirt functional tests, re-run with this package's driver.
+"""Nova's own libvirt functional tests, re-run with this package's driver
+and NUMA filter.
 
 With no ``[libvirt] slice_spec`` LibvirtSlicesDriver must be Nova's
-LibvirtDriver unchanged: Nova's NUMA and vGPU server tests run here as
-Nova wrote them, only with ``compute_driver`` set to this driver (and an
-assertion that it is the one nova-compute loaded).  The modules are
-imported, not their classes, so that discovery does not run Nova's
-originals a second time.
+LibvirtDriver unchanged, and NUMAFitFilter must decide like
+NUMATopologyFilter: Nova's NUMA and vGPU server tests run here as Nova
+wrote them, only with ``compute_driver`` set to this driver (asserted to
+be the one nova-compute loaded) and NUMAFitFilter in place of
+NUMATopologyFilter.  The modules are imported, not their classes, so
+that discovery does not run Nova's originals a second time.
 """
+
+from unittest import mock
 
 from nova.tests.functional.libvirt import test_numa_servers, test_vgpu
 
@@ -24,6 +28,9 @@ class WithSlicesDriver:
     def _setup_compute_service(self):
         self.flags(compute_driver=base.DRIVER)
 
+    def _setup_scheduler_service(self):
+        return base.start_scheduler_with_numa_fit_filter(self)
+
     def start_compute(self, hostname="compute1", *args, **kwargs):
         name = super().start_compute(hostname, *args, **kwargs)
         driver = self.computes[name].driver
@@ -33,7 +40,20 @@ class WithSlicesDriver:
 
 
 class NUMAServersTest(WithSlicesDriver, test_numa_servers.NUMAServersTest):
-    pass
+    def setUp(self):
+        super().setUp()
+        # Nova's tests spy on NUMATopologyFilter.host_passes to see that the
+        # scheduler asked it; here NUMAFitFilter is the one asked
+        cls = self.scheduler.manager.host_manager.filter_cls_map[
+            "NUMAFitFilter"
+        ]
+        spy = mock.Mock(wraps=cls().host_passes)
+        patcher = mock.patch(
+            "nova_slices.nova.filters.NUMAFitFilter.host_passes",
+            side_effect=spy,
+        )
+        self.mock_filter = patcher.start()
+        self.addCleanup(patcher.stop)
 
 
 class VGPUTests(WithSlicesDriver, test_vgpu.VGPUTests):

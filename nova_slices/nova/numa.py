@@ -1,0 +1,117 @@
+"""Nova's scheduler values in the core's terms (pure over Nova objects).
+
+``NUMAFitFilter`` runs this project's fitter on what Nova's scheduler
+holds for a host: ``HostState.numa_topology`` (an ``objects.NUMATopology``
+with each cell's CPU sets, siblings, socket, memory, page pools and
+usage) and ``HostState.pci_stats`` (pools of free PCI devices).  The
+request comes from the flavor and image as the API received them, so
+keys Nova's own NUMA code does not know (``hw:numa_node.N``) count.
+"""
+
+from nova_slices.cpuset import format_cpuset
+from nova_slices.fit.model import CellUsage, Usage
+from nova_slices.host.devices import HostDevices, PciDevice
+from nova_slices.host.restrictions import HostRestrictions
+from nova_slices.host.topology import Cell, Cpu, HostTopology, PagePool
+
+
+def host_model(numa_topology):
+    """(HostTopology, Usage, HostRestrictions) of a NUMATopology.
+
+    A cell whose shared and dedicated sets are the same CPUs is a host
+    with neither ``cpu_*_set`` configured (every CPU serves both); else
+    the sets are the host's ``cpu_shared_set``/``cpu_dedicated_set``.
+    """
+    cells, usage, reserved = [], [], []
+    shared, dedicated, legacy = set(), set(), True
+    for nc in sorted(numa_topology.cells, key=lambda c: c.id):
+        sibling_of = {}
+        for group in nc.siblings or ():
+            for cpu in group:
+                sibling_of[cpu] = frozenset(group)
+        ids = sorted(set(nc.cpuset) | set(nc.pcpuset))
+        cpus = tuple(
+            Cpu(i, nc.socket, siblings=sibling_of.get(i, frozenset({i})))
+            for i in ids
+        )
+        pages = tuple(
+            PagePool(p.size_kb, p.total)
+            for p in sorted(nc.mempages or (), key=lambda p: p.size_kb)
+        )
+        cells.append(Cell(nc.id, cpus, nc.memory * 1024, pages, (), nc.socket))
+        used_pages = tuple(
+            (p.size_kb, p.used)
+            for p in sorted(nc.mempages or (), key=lambda p: p.size_kb)
+            if p.used
+        )
+        reserved += [
+            ((nc.id, p.size_kb), p.reserved)
+            for p in nc.mempages or ()
+            if p.reserved
+        ]
+        cell_usage = CellUsage(
+            frozenset(nc.pinned_cpus or ()),
+            nc.cpu_usage or 0,
+            nc.memory_usage or 0,
+            used_pages,
+        )
+        if cell_usage != CellUsage():
+            usage.append((nc.id, cell_usage))
+        shared |= set(nc.cpuset)
+        dedicated |= set(nc.pcpuset)
+        legacy = legacy and set(nc.cpuset) == set(nc.pcpuset)
+    restrictions = HostRestrictions(
+        None if legacy else frozenset(dedicated),
+        None if legacy else frozenset(shared),
+        0,
+        tuple(sorted(reserved)),
+    )
+    return HostTopology(tuple(cells)), Usage(tuple(usage)), restrictions
+
+
+def host_devices(pci_stats, topology):
+    """The free PCI devices of ``PciDeviceStats`` pools (each pool keeps
+    its devices since Nova 26)."""
+    out = []
+    for pool in getattr(pci_stats, "pools", None) or ():
+        for dev in pool.get("devices", ()):
+            node = dev.numa_node
+            out.append(
+                PciDevice(
+                    dev.address,
+                    dev.vendor_id,
+                    dev.product_id,
+                    numa_node=node,
+                    socket=topology.socket_of_cell(node)
+                    if node is not None
+                    else None,
+                    dev_type=dev.dev_type,
+                    parent_address=dev.parent_addr,
+                )
+            )
+    return HostDevices(tuple(sorted(out, key=lambda d: d.address)))
+
+
+def image_properties(image):
+    """An image's ``hw_*`` properties as the API got them (strings)."""
+    props = getattr(image, "properties", None)
+    out = {}
+    if props is None:
+        return out
+    for name in props.obj_fields:
+        if not name.startswith("hw_") or not props.obj_attr_is_set(name):
+            continue
+        value = getattr(props, name)
+        if name == "hw_numa_cpus":
+            out.update(
+                {f"{name}.{i}": format_cpuset(v) for i, v in enumerate(value)}
+            )
+        elif name == "hw_numa_mem":
+            out.update({f"{name}.{i}": str(v) for i, v in enumerate(value)})
+        elif isinstance(value, (set, frozenset)):
+            out[name] = format_cpuset(value)
+        elif isinstance(value, bool):
+            out[name] = "yes" if value else "no"
+        elif isinstance(value, (str, int)):
+            out[name] = str(value)
+    return out

@@ -1,0 +1,189 @@
+"""NUMAFitFilter on Nova's own objects, beside NUMATopologyFilter.
+
+The host is what Nova's scheduler holds (``objects.NUMATopology`` with
+usage, ``PciDeviceStats``), the request a real ``RequestSpec`` built the
+way the API builds it.  Both filters answer the same on requests Nova
+understands; only NUMAFitFilter honours ``hw:numa_node.N``.
+"""
+
+import types
+
+import pytest
+from nova import objects
+from nova.scheduler.filters import numa_topology_filter
+from nova.virt import hardware
+
+from nova_slices.nova import filters, numa
+
+objects.register_all()
+
+GIB = 1024
+
+
+def nova_host(pinned=None, used_mb=None):
+    """2 sockets x 1 cell, 4 cores x 2 threads a cell, 8 GiB and 4x1G."""
+    pinned = pinned or {}
+    used_mb = used_mb or {}
+    cells = []
+    for cell in range(2):
+        cpus = set(range(8 * cell, 8 * cell + 8))
+        cells.append(
+            objects.NUMACell(
+                id=cell,
+                cpuset=set(),
+                pcpuset=cpus,
+                memory=8 * GIB,
+                cpu_usage=0,
+                memory_usage=used_mb.get(cell, 0),
+                pinned_cpus=set(pinned.get(cell, ())),
+                siblings=[
+                    {8 * cell + 2 * i, 8 * cell + 2 * i + 1} for i in range(4)
+                ],
+                mempages=[
+                    objects.NUMAPagesTopology(
+                        size_kb=4, total=1024 * 1024, used=0, reserved=0
+                    ),
+                    objects.NUMAPagesTopology(
+                        size_kb=1024 * 1024, total=4, used=0, reserved=1
+                    ),
+                ],
+                network_metadata=objects.NetworkMetadata(
+                    physnets=set(), tunneled=False
+                ),
+                socket=cell,
+            )
+        )
+    return objects.NUMATopology(cells=cells)
+
+
+def spec(vcpus, memory_mb, extra_specs):
+    flavor = objects.Flavor(
+        vcpus=vcpus,
+        memory_mb=memory_mb,
+        extra_specs=dict(extra_specs),
+        name="f",
+        flavorid="f",
+        root_gb=1,
+        ephemeral_gb=0,
+        swap=0,
+    )
+    image = objects.ImageMeta.from_dict({"properties": {}})
+    return objects.RequestSpec(
+        flavor=flavor,
+        image=image,
+        numa_topology=hardware.numa_get_constraints(flavor, image),
+        pci_requests=objects.InstancePCIRequests(requests=[]),
+        instance_uuid="00000000-0000-4000-8000-000000000001",
+    )
+
+
+def host_state(topology):
+    return types.SimpleNamespace(
+        host="h",
+        nodename="h",
+        uuid="00000000-0000-4000-8000-0000000000aa",
+        numa_topology=topology,
+        pci_stats=None,
+        cpu_allocation_ratio=1.0,
+        ram_allocation_ratio=1.0,
+        limits={},
+        allocation_candidates=[{"mappings": {}, "allocations": {}}],
+    )
+
+
+DEDICATED = {"hw:cpu_policy": "dedicated"}
+CASES = [
+    ("no NUMA request", nova_host(), (2, 1024, {}), True),
+    # every CPU is dedicated (cpuset empty): nothing for floating vCPUs
+    (
+        "a shared NUMA cell",
+        nova_host(),
+        (2, 1024, {"hw:numa_nodes": "1"}),
+        False,
+    ),
+    ("one dedicated cell", nova_host(), (4, 1024, DEDICATED), True),
+    (
+        "two cells",
+        nova_host(),
+        (8, 2048, {**DEDICATED, "hw:numa_nodes": "2"}),
+        True,
+    ),
+    ("too many vCPUs for a cell", nova_host(), (9, 1024, DEDICATED), False),
+    (
+        "CPUs pinned away",
+        nova_host(pinned={0: range(8), 1: range(8, 14)}),
+        (4, 1024, DEDICATED),
+        False,
+    ),
+    (
+        "1G pages: 3 of 4 free (1 reserved)",
+        nova_host(),
+        (2, 3 * GIB, {**DEDICATED, "hw:mem_page_size": "1GB"}),
+        True,
+    ),
+    (
+        "1G pages: 4 wanted, 3 free",
+        nova_host(),
+        (2, 4 * GIB, {**DEDICATED, "hw:mem_page_size": "1GB"}),
+        False,
+    ),
+    (
+        "require threads on SMT",
+        nova_host(),
+        (4, 1024, {**DEDICATED, "hw:cpu_thread_policy": "require"}),
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "host, guest, fits", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_decides_like_numa_topology_filter(host, guest, fits):
+    ours = filters.NUMAFitFilter().host_passes(host_state(host), spec(*guest))
+    novas = numa_topology_filter.NUMATopologyFilter().host_passes(
+        host_state(host), spec(*guest)
+    )
+    assert ours is novas is fits
+
+
+def test_sets_the_limits_the_compute_claims_with():
+    state = host_state(nova_host())
+    assert filters.NUMAFitFilter().host_passes(state, spec(4, 1024, DEDICATED))
+    limits = state.limits["numa_topology"]
+    assert (limits.cpu_allocation_ratio, limits.ram_allocation_ratio) == (
+        1.0,
+        1.0,
+    )
+
+
+def test_honours_an_explicit_host_cell():
+    """Cell 1 has 2 free CPUs: a 4-vCPU guest pinned there does not fit,
+    though cell 0 is free (Nova's filter does not know the key)."""
+    host = nova_host(pinned={1: range(8, 14)})
+    pinned_to_1 = spec(4, 1024, {**DEDICATED, "hw:numa_node.0": "1"})
+    pinned_to_0 = spec(4, 1024, {**DEDICATED, "hw:numa_node.0": "0"})
+    assert not filters.NUMAFitFilter().host_passes(
+        host_state(host), pinned_to_1
+    )
+    assert filters.NUMAFitFilter().host_passes(host_state(host), pinned_to_0)
+    assert numa_topology_filter.NUMATopologyFilter().host_passes(
+        host_state(host), pinned_to_1
+    )
+
+
+def test_host_model_reads_usage_sets_and_reservations():
+    host = nova_host(pinned={0: {1, 2}}, used_mb={0: 512})
+    host.cells[1].cpuset = {15}
+    host.cells[1].pcpuset = set(range(8, 15))
+    topology, usage, restrictions = numa.host_model(host)
+    assert [c.id for c in topology.cells] == [0, 1]
+    assert topology.cell(0).memory_mb == 8 * GIB
+    assert topology.cell(0).pool(1024 * 1024).total == 4
+    assert topology.cpus[3].siblings == frozenset({2, 3})
+    assert topology.socket_of_cell(1) == 1
+    assert usage.cell(0).pinned_cpus == {1, 2}
+    assert usage.cell(0).memory_mb == 512
+    assert restrictions.shared_cpus == {15}
+    assert restrictions.dedicated_cpus == set(range(15)) - set()
+    assert restrictions.reserved(0, 1024 * 1024) == 1
