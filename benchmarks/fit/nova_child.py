@@ -40,6 +40,7 @@ import json
 import logging
 import sys
 import time
+import types
 import warnings
 
 
@@ -146,6 +147,74 @@ class NovaInputs:
             )
         return requests, pci_stats
 
+    def filter_args(self, case):
+        """(host_state, spec_obj) as a scheduler filter receives them:
+        the host's NUMATopology and PCI pools, and a RequestSpec of the
+        case's flavor with the API's NUMA constraints and PCI requests."""
+        o = self.objects
+        host = self.host(case)
+        requests, pci_stats = self.pci(case, host)
+        g = case["guest"]
+        flavor = o.Flavor(
+            vcpus=g["vcpus"],
+            memory_mb=g["memory_mb"],
+            extra_specs=dict(g["extra_specs"]),
+            name="bench",
+            flavorid="bench",
+            root_gb=1,
+            ephemeral_gb=0,
+            swap=0,
+        )
+        image = o.ImageMeta.from_dict({"properties": {}})
+        spec = o.RequestSpec(
+            flavor=flavor,
+            image=image,
+            numa_topology=self.hardware.numa_get_constraints(flavor, image),
+            pci_requests=o.InstancePCIRequests(requests=requests or []),
+            instance_uuid="00000000-0000-4000-8000-000000000001",
+        )
+        state = types.SimpleNamespace(
+            host="bench",
+            nodename="bench",
+            uuid="00000000-0000-4000-8000-0000000000aa",
+            numa_topology=host,
+            pci_stats=pci_stats,
+            cpu_allocation_ratio=1.0,
+            ram_allocation_ratio=1.0,
+            limits={},
+            allocation_candidates=[{"mappings": {}, "allocations": {}}],
+        )
+        return state, spec
+
+
+def run_filter(inputs, msg):
+    """Nova's NUMATopologyFilter.host_passes on the case, timed."""
+    from nova.scheduler.filters import numa_topology_filter
+
+    case = msg["case"]
+    reps = max(1, int(msg.get("reps", 1)))
+    budget = float(msg.get("budget_s", 1.0))
+    total = 0.0
+    for i in range(reps):
+        state, spec = inputs.filter_args(case)
+        nova_filter = numa_topology_filter.NUMATopologyFilter()
+        send({"begin": i})
+        start = time.perf_counter()
+        passed = nova_filter.host_passes(state, spec)
+        elapsed = time.perf_counter() - start
+        total += elapsed
+        send({"rep": i, "ms": elapsed * 1000, "fits": passed, "cells": None})
+        if total + elapsed > budget:
+            break
+    send(
+        {
+            "done": True,
+            "guest_cells": None,
+            "pci_devices": None,
+            "pci_requests": None,
+        }
+    )
+
 
 def run_case(inputs, msg):
     case = msg["case"]
@@ -217,7 +286,8 @@ def main():
         if not line.strip():
             continue
         try:
-            run_case(inputs, json.loads(line))
+            msg = json.loads(line)
+            (run_filter if msg.get("filter") else run_case)(inputs, msg)
         except Exception as exc:
             send({"error": f"{type(exc).__name__}: {exc}"})
     return 0

@@ -131,12 +131,18 @@ class NovaWorker:
             self.proc.stdin.close()
             self.proc = None
 
-    def run(self, case, reps, timeout):
+    def run(self, case, reps, timeout, nova_filter=False):
         """{"ms": [...], "fits", "cells", "guest_cells"} or with
-        "timeout": True, or "error"."""
+        "timeout": True, or "error".  ``nova_filter``: time Nova's
+        NUMATopologyFilter on the case instead of its fit."""
         if self.broken or (self.proc is None and not self.start()):
             return {"error": self.broken}
-        msg = {"case": case, "reps": reps, "budget_s": min(2.0, timeout)}
+        msg = {
+            "case": case,
+            "reps": reps,
+            "budget_s": min(2.0, timeout),
+            "filter": nova_filter,
+        }
         self.proc.stdin.write((json.dumps(msg) + "\n").encode())
         self.proc.stdin.flush()
         out = {"ms": []}
