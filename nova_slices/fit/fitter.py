@@ -59,11 +59,21 @@ def fit(
     devices=None,
     aliases=None,
     pack=False,
+    pci_requests=None,
 ):
-    """Placement or Rejection for ``request`` on ``topology``."""
+    """Placement or Rejection for ``request`` on ``topology``.
+
+    PCI requests come from the request's ``pci_passthrough:alias`` and
+    ``aliases``, unless ``pci_requests`` (PciRequests) are given: Nova's
+    scheduler has them already, Neutron ports' included.
+    """
     usage = usage or Usage()
     devices = devices or HostDevices()
-    requests = pci.build_requests(request, aliases or {})
+    requests = (
+        tuple(pci_requests)
+        if pci_requests is not None
+        else pci.build_requests(request, aliases or {})
+    )
     free = pci.available_devices(devices, usage.pci_devices_in_use)
     if not request.cells:
         # no guest NUMA topology: PCI affinity does not apply (Nova)

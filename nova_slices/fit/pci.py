@@ -39,10 +39,15 @@ class PciAliasSpec:
 class PciRequest:
     alias: str
     count: int
-    spec: PciAliasSpec
+    spec: PciAliasSpec | None
     policy: str
+    #: when set, exactly these device addresses match (someone else --
+    #: Nova's PCI stats -- already matched the request's spec and tags)
+    addresses: frozenset | None = None
 
     def matches(self, device):
+        if self.addresses is not None:
+            return device.address in self.addresses
         s = self.spec
         return (
             (s.vendor_id is None or device.vendor_id == s.vendor_id)

@@ -18,7 +18,6 @@ from oslo_log import log as logging
 from nova_slices.errors import NovaSlicesError
 from nova_slices.fit.fitter import fit
 from nova_slices.fit.model import Rejection
-from nova_slices.fit.pci import parse_aliases
 from nova_slices.nova import numa
 from nova_slices.request.build import build_request
 from nova_slices.slices import encoding
@@ -74,7 +73,7 @@ class SliceChainFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
         return parents or {}
 
 
-class NUMAFitFilter(filters.BaseHostFilter):
+class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
     """A drop-in for ``NUMATopologyFilter`` on this project's fitter.
 
     The fitter searches guest-to-host cell assignments with matching
@@ -82,17 +81,15 @@ class NUMAFitFilter(filters.BaseHostFilter):
     cell pinned to a host cell) and the PCI ``socket`` policy, and gives
     the same answers as Nova elsewhere (the differential test against
     ``numa_fit_instance_to_host``).  Like Nova's filter it passes
-    requests without a NUMA topology and sets the host's NUMA limits for
-    the compute's claim.  It judges the host, not each allocation
-    candidate: with PCI in Placement off (the default) Nova's filter
-    gives every candidate the same answer too.
+    requests without a NUMA topology, keeps only the allocation
+    candidates whose PCI devices (with PCI in Placement) can be placed,
+    and sets the host's NUMA limits for the compute's claim.  PCI
+    requests are Nova's own (flavor aliases and Neutron ports), matched
+    to the host's device pools by Nova's code; which cells they may use
+    is the fitter's.
     """
 
     RUN_ON_REBUILD = False
-
-    def __init__(self):
-        super().__init__()
-        self._aliases = None
 
     def host_passes(self, host_state, spec_obj):
         flavor = spec_obj.flavor
@@ -113,21 +110,38 @@ class NUMAFitFilter(filters.BaseHostFilter):
         topology, usage, restrictions = numa.host_model(
             host_state.numa_topology
         )
-        result = fit(
-            topology,
-            request,
-            usage,
-            restrictions,
-            numa.host_devices(host_state.pci_stats, topology),
-            self.aliases(),
-            pack=CONF.compute.packing_host_numa_cells_allocation_strategy,
-        )
-        if isinstance(result, Rejection):
+        pci_stats = host_state.pci_stats
+        devices = numa.host_devices(pci_stats, topology)
+        answers = {}
+
+        def fits(candidate):
+            pci = numa.pci_requests(
+                spec_obj, pci_stats, candidate.get("mappings")
+            )
+            if pci not in answers:  # candidates mostly share their devices
+                answers[pci] = fit(
+                    topology,
+                    request,
+                    usage,
+                    restrictions,
+                    devices,
+                    pack=CONF.compute.packing_host_numa_cells_allocation_strategy,
+                    pci_requests=pci,
+                )
+            return not isinstance(answers[pci], Rejection)
+
+        if not self.filter_candidates(host_state, fits):
+            codes = {
+                r.code
+                for answer in answers.values()
+                if isinstance(answer, Rejection)
+                for r in answer.reasons
+            }
             LOG.debug(
                 "%s: %s does not fit: %s",
                 type(self).__name__,
                 host_state.host,
-                ", ".join(sorted({r.code for r in result.reasons})),
+                ", ".join(sorted(codes)),
             )
             return False
         host_state.limits["numa_topology"] = objects.NUMATopologyLimits(
@@ -135,8 +149,3 @@ class NUMAFitFilter(filters.BaseHostFilter):
             ram_allocation_ratio=host_state.ram_allocation_ratio,
         )
         return True
-
-    def aliases(self):
-        if self._aliases is None:
-            self._aliases = parse_aliases(CONF.pci.alias)
-        return self._aliases

@@ -10,6 +10,7 @@ keys Nova's own NUMA code does not know (``hw:numa_node.N``) count.
 
 from nova_slices.cpuset import format_cpuset
 from nova_slices.fit.model import CellUsage, Usage
+from nova_slices.fit.pci import PciRequest
 from nova_slices.host.devices import HostDevices, PciDevice
 from nova_slices.host.restrictions import HostRestrictions
 from nova_slices.host.topology import Cell, Cpu, HostTopology, PagePool
@@ -69,27 +70,69 @@ def host_model(numa_topology):
     return HostTopology(tuple(cells)), Usage(tuple(usage)), restrictions
 
 
+def _pool_addresses(index, pool):
+    """Stand-in addresses for a pool's free devices: the scheduler's
+    pools are counts with their tags, not devices."""
+    return [f"pool-{index}/{n}" for n in range(pool.get("count", 0))]
+
+
 def host_devices(pci_stats, topology):
-    """The free PCI devices of ``PciDeviceStats`` pools (each pool keeps
-    its devices since Nova 26)."""
+    """The free PCI devices of ``PciDeviceStats`` pools, one stand-in per
+    counted device, with the pool's NUMA node, ids and type."""
     out = []
-    for pool in getattr(pci_stats, "pools", None) or ():
-        for dev in pool.get("devices", ()):
-            node = dev.numa_node
+    for index, pool in enumerate(getattr(pci_stats, "pools", None) or ()):
+        node = pool.get("numa_node")
+        for address in _pool_addresses(index, pool):
             out.append(
                 PciDevice(
-                    dev.address,
-                    dev.vendor_id,
-                    dev.product_id,
+                    address,
+                    pool.get("vendor_id"),
+                    pool.get("product_id"),
                     numa_node=node,
-                    socket=topology.socket_of_cell(node)
-                    if node is not None
-                    else None,
-                    dev_type=dev.dev_type,
-                    parent_address=dev.parent_addr,
+                    socket=(
+                        topology.socket_of_cell(node)
+                        if node is not None
+                        else None
+                    ),
+                    dev_type=pool.get("dev_type"),
                 )
             )
-    return HostDevices(tuple(sorted(out, key=lambda d: d.address)))
+    return HostDevices(tuple(out))
+
+
+def pci_requests(spec_obj, pci_stats, provider_mapping=None):
+    """The RequestSpec's InstancePCIRequests (flavor aliases and Neutron
+    ports alike) as PciRequests over the devices of the pools Nova's own
+    matching accepts: the spec (vendor, product, type and tags such as
+    ``physical_network``) and, with PCI in Placement, the candidate's
+    ``provider_mapping``.  The NUMA side is the fitter's.  (Nova 34's
+    ``PciDeviceStats`` helpers; the ``[nova]`` extra pins the series.)"""
+    requests = getattr(spec_obj.pci_requests, "requests", None) or []
+    pools = list(getattr(pci_stats, "pools", None) or ())
+    out = []
+    for r in requests:
+        matching = pci_stats._filter_pools_for_spec(pools, r) if pools else []
+        if matching:
+            rp_uuids = pci_stats._get_rp_uuids_for_request(provider_mapping, r)
+            matching = pci_stats._filter_pools_based_on_placement_allocation(
+                matching, r, rp_uuids
+            )
+        addresses = frozenset(
+            a
+            for i, pool in enumerate(pools)
+            if any(m is pool or m == pool for m in matching)
+            for a in _pool_addresses(i, pool)
+        )
+        out.append(
+            PciRequest(
+                r.alias_name or r.request_id or "port",
+                r.count,
+                None,
+                r.numa_policy or "legacy",
+                addresses,
+            )
+        )
+    return tuple(out)
 
 
 def image_properties(image):

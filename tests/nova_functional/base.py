@@ -149,13 +149,15 @@ def use_installed_api_paste(test):
 def start_scheduler_with_numa_fit_filter(test):
     """Start the scheduler with NUMAFitFilter where the test enables
     NUMATopologyFilter (Nova's NUMA tests add it through
-    ADDITIONAL_FILTERS), and with this package's filters available."""
+    ADDITIONAL_FILTERS; its place in the order matters, PCI tests check
+    which filter ran first), and with this package's filters available."""
     enabled = [
-        f
+        "NUMAFitFilter" if f == "NUMATopologyFilter" else f
         for f in CONF.filter_scheduler.enabled_filters
         + test.ADDITIONAL_FILTERS
-        if f != "NUMATopologyFilter"
-    ] + ["NUMAFitFilter"]
+    ]
+    if "NUMAFitFilter" not in enabled:
+        enabled.append("NUMAFitFilter")
     test.flags(
         available_filters=[
             "nova.scheduler.filters.all_filters",

@@ -12,7 +12,11 @@ that discovery does not run Nova's originals a second time.
 
 from unittest import mock
 
-from nova.tests.functional.libvirt import test_numa_servers, test_vgpu
+from nova.tests.functional.libvirt import (
+    test_numa_servers,
+    test_pci_sriov_servers,
+    test_vgpu,
+)
 
 from nova_slices.nova.driver import LibvirtSlicesDriver
 from tests.nova_functional import base
@@ -86,5 +90,41 @@ class VGPULiveMigrationTestsLMFailed(
 
 class DifferentMdevClassesTests(
     WithSlicesDriver, test_vgpu.DifferentMdevClassesTests
+):
+    pass
+
+
+class PCIServersTest(WithSlicesDriver, test_pci_sriov_servers.PCIServersTest):
+    pass
+
+
+class PCIServersWithPreferredNUMATest(
+    WithSlicesDriver, test_pci_sriov_servers.PCIServersWithPreferredNUMATest
+):
+    pass
+
+
+class PCIServersWithRequiredNUMATest(
+    WithSlicesDriver, test_pci_sriov_servers.PCIServersWithRequiredNUMATest
+):
+    pass
+
+
+class PCIServersWithSRIOVAffinityPoliciesTest(
+    WithSlicesDriver,
+    test_pci_sriov_servers.PCIServersWithSRIOVAffinityPoliciesTest,
+):
+    pass
+
+
+class PCIServersWithPortNUMAPoliciesTest(
+    WithSlicesDriver,
+    test_pci_sriov_servers.PCIServersWithPortNUMAPoliciesTest,
+):
+    pass
+
+
+class TestPackNUMACellsWithPCIDevices(
+    WithSlicesDriver, test_pci_sriov_servers.TestPackNUMACellsWithPCIDevices
 ):
     pass
