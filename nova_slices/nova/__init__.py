@@ -1,5 +1,9 @@
-"""Integration points that a Nova installation loads from this package.
+"""The Nova shell: what a Nova installation loads from this package.
 
-Nothing here imports Nova at module import time: these modules are found
-through entry points and only touch Nova when Nova calls them.
+``driver`` (``compute_driver``), ``filters`` (the scheduler's), ``conf``
+(this project's options on Nova's CONF), ``host`` and ``numa`` (Nova's
+values in the core's terms) import Nova and are only loaded by Nova, or
+with the ``[nova]`` extra installed; ``extra_specs`` (nova-api's
+validators) imports Nova only when nova-api calls it.  The core and the
+``nova-slices`` command never import this package's Nova modules.
 """
