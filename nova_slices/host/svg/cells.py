@@ -1,6 +1,6 @@
 """One NUMA cell's box: header, facts, memory bar, cores, devices.
 
-Measures a cell (:func:`_cell_needs`) so that cells of one kind share a
+Measures a cell (:func:`cell_needs`) so that cells of one kind share a
 width, and builds the :class:`~nova_slices.host.svg.layout._Block` that
 draws it; a cell with more than
 :data:`~nova_slices.host.svg.style.COMPACT_CORES` cores is drawn as a
@@ -10,7 +10,7 @@ dense grid plus CPU ranges.
 import math
 
 from nova_slices.cpuset import format_cpuset
-from nova_slices.host.svg.devices import _draw_entries, _entries_height
+from nova_slices.host.svg.devices import draw_entries, entries_height
 from nova_slices.host.svg.layout import _Block
 from nova_slices.host.svg.style import (
     COLORS,
@@ -118,7 +118,7 @@ def _nearest(topology, cell):
     return f"nearest: {cells} {format_cpuset(ids)} (distance {best})"
 
 
-def _cell_needs(topology, cell, entries):
+def cell_needs(topology, cell, entries):
     """Minimum inner width of a cell's content (px)."""
     widths = [
         _text_width(f"cell {cell.id}", F_CELL, bold=True) + 90,
@@ -144,7 +144,7 @@ def _cell_needs(topology, cell, entries):
     return max(widths)
 
 
-def _cell_block(topology, cell, entries, inner_w):
+def cell_block(topology, cell, entries, inner_w):
     facts = _cell_facts(topology, cell)
     cores = _cores(cell) if cell.cpus else []
     compact = len(cores) > COMPACT_CORES
@@ -157,7 +157,7 @@ def _cell_block(topology, cell, entries, inner_w):
         core_h = rows * (ch + CORE_GAP) - CORE_GAP + 8
     # header, fact lines, memory bar, pools line
     text_h = 22 + LINE * len(facts) + 14 + LINE
-    h = PAD + text_h + core_h + _entries_height(entries) + PAD
+    h = PAD + text_h + core_h + entries_height(entries) + PAD
     w = inner_w + 2 * PAD
 
     def draw(svg, parent, x, y, row_h):
@@ -184,7 +184,7 @@ def _cell_block(topology, cell, entries, inner_w):
             iy = _draw_compact(svg, g, cores, ix, iy + 4)
         elif cores:
             iy = _draw_cores(svg, g, cores, ix, iy + 4)
-        _draw_entries(svg, g, entries, ix, iy, inner_w)
+        draw_entries(svg, g, entries, ix, iy, inner_w)
 
     return _Block(w, h, draw)
 

@@ -92,7 +92,7 @@ def _mdev_lines(device, mdevs):
     return lines
 
 
-def _device_entries(devices):
+def device_entries(devices):
     """{numa node or None: [_DeviceEntry]}, VFs grouped under their PF."""
     if devices is None:
         return {}
@@ -144,13 +144,13 @@ def _device_entries(devices):
     return out
 
 
-def _entries_height(entries):
+def entries_height(entries):
     if not entries:
         return 0
     return 8 + sum(e.height() for e in entries) + 4 * (len(entries) - 1)
 
 
-def _draw_entries(svg, parent, entries, x, y, w):
+def draw_entries(svg, parent, entries, x, y, w):
     if not entries:
         return
     svg.el(parent, "line", x1=x, y1=y + 2, x2=x + w, y2=y + 2, class_="rule")
@@ -160,7 +160,7 @@ def _draw_entries(svg, parent, entries, x, y, w):
         y += e.height() + 4
 
 
-def _entry_drawer(entry):
+def entry_drawer(entry):
     def draw(svg, parent, x, y, _h):
         entry.draw(svg, parent, x, y)
 

@@ -8,8 +8,8 @@ widest of them, the title and the legend, and serializes the tree.
 from lxml import etree
 
 from nova_slices.host.devices import TYPE_VF
-from nova_slices.host.svg.cells import _cell_block, _cell_needs
-from nova_slices.host.svg.devices import _device_entries, _entry_drawer
+from nova_slices.host.svg.cells import cell_block, cell_needs
+from nova_slices.host.svg.devices import device_entries, entry_drawer
 from nova_slices.host.svg.layout import (
     _Block,
     _draw_flow,
@@ -135,7 +135,7 @@ def _legend(topology, devices, max_width):
         pages = "base pages" if color == COLORS["base"] else "hugepages"
         item(f"{page_label(size)} {pages}", box(None, fill=color))
     kinds = {}
-    for entries in _device_entries(devices).values():
+    for entries in device_entries(devices).values():
         for e in entries:
             kinds.setdefault(e.kind[0], e.kind[1])
     for label, color in sorted(kinds.items()):
@@ -247,7 +247,7 @@ def _distance_block(topology):
 def render_svg(topology, devices=None, title=None):
     """SVG text picturing ``topology`` (a HostTopology) and, if given,
     ``devices`` (HostDevices) on the cells they hang off."""
-    entries_of = _device_entries(devices)
+    entries_of = device_entries(devices)
     known = {c.id for c in topology.cells}
     no_affinity = []
     for node, entries in sorted(
@@ -264,13 +264,13 @@ def render_svg(topology, devices=None, title=None):
     cpu_cells = [c for c in topology.cells if c.cpus]
     mem_cells = [c for c in topology.cells if not c.cpus]
     need = {
-        c.id: _cell_needs(topology, c, entries_of.get(c.id, []))
+        c.id: cell_needs(topology, c, entries_of.get(c.id, []))
         for c in topology.cells
     }
     cpu_w = max((need[c.id] for c in cpu_cells), default=0)
     mem_w = max((need[c.id] for c in mem_cells), default=0)
     blocks = {
-        c.id: _cell_block(
+        c.id: cell_block(
             topology,
             c,
             entries_of.get(c.id, []),
@@ -334,8 +334,7 @@ def render_svg(topology, devices=None, title=None):
     ]
     if no_affinity:
         strip = [
-            _Block(e.width(), e.height(), _entry_drawer(e))
-            for e in no_affinity
+            _Block(e.width(), e.height(), entry_drawer(e)) for e in no_affinity
         ]
         sections.append(
             _group_block(
