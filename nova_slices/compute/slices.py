@@ -26,7 +26,8 @@ LOG = logging.getLogger(__name__)
 
 
 class SliceDriver(HostDriver):
-    """A host carved into slices: operator templates, no root inventory."""
+    """A host carved into slices: operator templates; the root offers
+    only one unit per leaf slice (HOST_UNITS)."""
 
     def device_groups(self, resource_class, extra_specs):
         """The DeviceGroups a slice guest's extra specs ask for."""

@@ -10,7 +10,7 @@ rather than used.
 
 import dataclasses
 
-from nova_slices.fit.claims import ClaimError, cell_pages, claim
+from nova_slices.fit.claims import ClaimError, cell_pages, claim, held_cpus
 from nova_slices.fit.model import Placement, Usage
 
 
@@ -55,9 +55,7 @@ def usage_of(topology, records, restrictions=None, devices=None):
 def _keys(placement):
     keys = {("pci", a) for a in placement.pci_devices}
     for c in placement.cells:
-        cpus = (
-            {p for _, p in c.cpu_pinning} | c.reserved_cpus | c.emulator_cpus
-        )
+        cpus = held_cpus(c)
         keys |= {("cpu", p) for p in cpus}
     return keys
 
@@ -74,8 +72,7 @@ def record_holdings(record, topology, from_xml):
     pinned = frozenset()
     pages = {}
     for c in record.cells:
-        pinned |= frozenset(p for _, p in c.cpu_pinning)
-        pinned |= c.reserved_cpus | c.emulator_cpus
+        pinned |= held_cpus(c)
         cell = topology.cell(c.host_cell)
         taken = cell_pages(cell, c) if cell is not None else None
         if taken is not None and taken[2]:

@@ -41,7 +41,9 @@ def cell_pages(cell, placement):
     return size, placement.memory_mb * 1024 // size, strict
 
 
-def _cpus_of(cp):
+def held_cpus(cp):
+    """Host CPUs a cell placement holds for itself: its pinned vCPUs'
+    pCPUs, the ones reserved beside them, its isolated emulator pCPU."""
     return (
         frozenset(p for _, p in cp.cpu_pinning)
         | cp.reserved_cpus
@@ -60,7 +62,7 @@ def _apply(topology, usage, placement, sign, restrictions=None):
                 value=cp.host_cell,
             )
         u = cells.get(cp.host_cell, CellUsage())
-        cpus = _cpus_of(cp)
+        cpus = held_cpus(cp)
         if sign > 0 and cpus & u.pinned_cpus:
             raise ClaimError(
                 f"host CPU(s) {sorted(cpus & u.pinned_cpus)} of cell "

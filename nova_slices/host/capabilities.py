@@ -55,6 +55,14 @@ def to_kib(value, unit, where):
     return int(_int(value, where) * factor)
 
 
+def kib_or_none(value, unit):
+    """``to_kib`` for checks that report a bad size themselves: None."""
+    try:
+        return to_kib(value, unit, "")
+    except HostError:
+        return None
+
+
 def _int(text, where):
     try:
         return int(text)

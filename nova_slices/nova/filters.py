@@ -9,6 +9,8 @@ fails.  ``SliceChainFilter`` keeps only the candidates that are chains,
 checked against the host's provider tree as Placement holds it.
 """
 
+import functools
+
 import nova.conf
 from nova import objects
 from nova.scheduler import filters
@@ -73,6 +75,15 @@ class SliceChainFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
         return parents or {}
 
 
+@functools.lru_cache(maxsize=256)
+def guest_request(vcpus, memory_mb, extra_specs, image_props):
+    """The GuestRequest of a flavor and image (frozensets of items),
+    parsed once for all the hosts one scheduling request visits."""
+    return build_request(
+        vcpus, memory_mb, dict(extra_specs), dict(image_props)
+    )
+
+
 class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
     """A drop-in for ``NUMATopologyFilter`` on this project's fitter.
 
@@ -94,11 +105,11 @@ class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
     def host_passes(self, host_state, spec_obj):
         flavor = spec_obj.flavor
         try:
-            request = build_request(
+            request = guest_request(
                 flavor.vcpus,
                 flavor.memory_mb,
-                dict(flavor.extra_specs or {}),
-                numa.image_properties(spec_obj.image),
+                frozenset((flavor.extra_specs or {}).items()),
+                frozenset(numa.image_properties(spec_obj.image).items()),
             )
         except NovaSlicesError as exc:
             LOG.debug("%s: %s", type(self).__name__, exc)

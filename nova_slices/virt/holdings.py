@@ -17,8 +17,7 @@ the kernel may spread over several cells is not counted against any.
 import dataclasses
 
 from nova_slices.cpuset import parse_cpuset
-from nova_slices.errors import HostError
-from nova_slices.host.capabilities import to_kib
+from nova_slices.host.capabilities import kib_or_none
 from nova_slices.virt.hostdevs import domain_devices
 
 
@@ -43,13 +42,6 @@ def _cpus(text):
         return frozenset()  # host_check reports malformed sets
 
 
-def _kib(value, unit):
-    try:
-        return to_kib(value, unit, "")
-    except HostError:
-        return None
-
-
 def _single_node(text):
     nodes = _cpus(text)
     return next(iter(nodes)) if len(nodes) == 1 else None
@@ -66,18 +58,18 @@ def domain_pages(domain):
         _single_node(whole.get("nodeset")) if whole is not None else None
     )
     cells = {
-        c.get("id"): _kib(c.get("memory"), c.get("unit", "KiB"))
+        c.get("id"): kib_or_none(c.get("memory"), c.get("unit", "KiB"))
         for c in domain.iterfind("cpu/numa/cell")
     }
     memory = domain.find("memory")
     total_kib = (
-        _kib(memory.text, memory.get("unit", "KiB"))
+        kib_or_none(memory.text, memory.get("unit", "KiB"))
         if memory is not None
         else None
     )
     out = {}
     for page in domain.iterfind("memoryBacking/hugepages/page"):
-        size = _kib(page.get("size"), page.get("unit", "KiB"))
+        size = kib_or_none(page.get("size"), page.get("unit", "KiB"))
         if not size:
             continue
         if cells:

@@ -9,15 +9,7 @@ rather than start a guest pinned wrongly.
 """
 
 from nova_slices.cpuset import parse_cpuset
-from nova_slices.errors import HostError
-from nova_slices.host.capabilities import to_kib
-
-
-def _kib(size, unit):
-    try:
-        return to_kib(size, unit, "")
-    except HostError:
-        return None
+from nova_slices.host.capabilities import kib_or_none
 
 
 def check_domain(domain, topology, pci_addresses, mdev_uuids=None):
@@ -75,7 +67,7 @@ def check_domain(domain, topology, pci_addresses, mdev_uuids=None):
             f"<memnode cellid='{node.get('cellid')}'>", node.get("nodeset")
         )
     for page in domain.iterfind("memoryBacking/hugepages/page"):
-        size = _kib(page.get("size"), page.get("unit", "KiB"))
+        size = kib_or_none(page.get("size"), page.get("unit", "KiB"))
         if size not in pages:
             problems.append(
                 f"<hugepages><page size='{page.get('size')}' "
@@ -108,7 +100,7 @@ def check_domain(domain, topology, pci_addresses, mdev_uuids=None):
         for n in domain.iterfind("numatune/memnode")
     }
     for page in domain.iterfind("memoryBacking/hugepages/page"):
-        size = _kib(page.get("size"), page.get("unit", "KiB"))
+        size = kib_or_none(page.get("size"), page.get("unit", "KiB"))
         try:
             guest_cells = parse_cpuset(page.get("nodeset") or "")
         except ValueError:
