@@ -2,7 +2,8 @@
 
 nova-compute loads it as ``compute_driver =
 slices_ext.driver.LibvirtSlicesDriver``.  With no ``[libvirt] slice_spec``
-it is Nova's ``LibvirtDriver`` unchanged.  On a slice host it drives the
+it is Nova's ``LibvirtDriver``, whose claims also honour
+``hw:numa_node.N``.  On a slice host it drives the
 same core as the ``nova-slices`` command
 (:class:`nova_slices.compute.slices.SliceDriver`):
 
@@ -13,6 +14,8 @@ same core as the ``nova-slices`` command
   reports it) and HOST_UNITS (one per leaf slice, which every slice
   flavor asks for so that its candidates touch the root, the only ones
   Nova's scheduler gives a host);
+* the resource tracker's claim honours ``hw:numa_node.N`` on any host
+  (:mod:`nova_slices.nova.claims`);
 * ``_get_guest_xml`` -- every path that (re)writes a domain: spawn, hard
   reboot, rescue, resume, migration -- reads the instance's slice back
   from its Placement allocation, checks that the allocation is a chain
@@ -34,6 +37,7 @@ from oslo_log import log as logging
 from nova_slices.compute import factory
 from nova_slices.compute.slices import SliceDriver
 from nova_slices.errors import NovaSlicesError
+from nova_slices.nova import claims as numa_claims
 from nova_slices.nova import conf as slices_conf
 from nova_slices.nova.host import NovaHost
 from nova_slices.provider_tree import build_provider_tree, slice_provider_name
@@ -67,8 +71,13 @@ class SliceNotAllocated(exception.NovaException):
 
 
 class LibvirtSlicesDriver(libvirt_driver.LibvirtDriver):
+    #: the compute claim places ``hw:numa_node.N`` cells on their host
+    #: cells (:mod:`nova_slices.nova.claims`)
+    honours_numa_pins = True
+
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi, read_only)
+        numa_claims.install()
         #: the core's slice strategy, on a slice host (set by init_host)
         self.slices = None
 

@@ -9,8 +9,6 @@ fails.  ``SliceChainFilter`` keeps only the candidates that are chains,
 checked against the host's provider tree as Placement holds it.
 """
 
-import functools
-
 import nova.conf
 from nova import objects
 from nova.scheduler import filters
@@ -21,7 +19,6 @@ from nova_slices.errors import NovaSlicesError
 from nova_slices.fit.fitter import fit
 from nova_slices.fit.model import Rejection
 from nova_slices.nova import numa
-from nova_slices.request.build import build_request
 from nova_slices.slices import encoding
 
 LOG = logging.getLogger(__name__)
@@ -75,15 +72,6 @@ class SliceChainFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
         return parents or {}
 
 
-@functools.lru_cache(maxsize=256)
-def guest_request(vcpus, memory_mb, extra_specs, image_props):
-    """The GuestRequest of a flavor and image (frozensets of items),
-    parsed once for all the hosts one scheduling request visits."""
-    return build_request(
-        vcpus, memory_mb, dict(extra_specs), dict(image_props)
-    )
-
-
 class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
     """A drop-in for ``NUMATopologyFilter`` on this project's fitter.
 
@@ -105,12 +93,7 @@ class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
     def host_passes(self, host_state, spec_obj):
         flavor = spec_obj.flavor
         try:
-            request = guest_request(
-                flavor.vcpus,
-                flavor.memory_mb,
-                frozenset((flavor.extra_specs or {}).items()),
-                frozenset(numa.image_properties(spec_obj.image).items()),
-            )
+            request = numa.request_of(flavor, spec_obj.image)
         except NovaSlicesError as exc:
             LOG.debug("%s: %s", type(self).__name__, exc)
             return False
@@ -127,7 +110,7 @@ class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
 
         def fits(candidate):
             pci = numa.pci_requests(
-                spec_obj, pci_stats, candidate.get("mappings")
+                spec_obj.pci_requests, pci_stats, candidate.get("mappings")
             )
             if pci not in answers:  # candidates mostly share their devices
                 answers[pci] = fit(

@@ -8,12 +8,15 @@ request comes from the flavor and image as the API received them, so
 keys Nova's own NUMA code does not know (``hw:numa_node.N``) count.
 """
 
+import functools
+
 from nova_slices.cpuset import format_cpuset
 from nova_slices.fit.model import CellUsage, Usage
 from nova_slices.fit.pci import PciRequest
 from nova_slices.host.devices import HostDevices, PciDevice
 from nova_slices.host.restrictions import HostRestrictions
 from nova_slices.host.topology import Cell, Cpu, HostTopology, PagePool
+from nova_slices.request.build import build_request
 
 
 def host_model(numa_topology):
@@ -100,14 +103,15 @@ def host_devices(pci_stats, topology):
     return HostDevices(tuple(out))
 
 
-def pci_requests(spec_obj, pci_stats, provider_mapping=None):
-    """The RequestSpec's InstancePCIRequests (flavor aliases and Neutron
-    ports alike) as PciRequests over the devices of the pools Nova's own
-    matching accepts: the spec (vendor, product, type and tags such as
+def pci_requests(instance_pci_requests, pci_stats, provider_mapping=None):
+    """``InstancePCIRequests`` (flavor aliases and Neutron ports alike) as
+    PciRequests over the devices of the pools Nova's own matching
+    accepts: the spec (vendor, product, type and tags such as
     ``physical_network``) and, with PCI in Placement, the candidate's
-    ``provider_mapping``.  The NUMA side is the fitter's.  (Nova 34's
+    ``provider_mapping`` (None after the scheduler: each request carries
+    its own).  The NUMA side is the fitter's.  (Nova 34's
     ``PciDeviceStats`` helpers; the ``[nova]`` extra pins the series.)"""
-    requests = getattr(spec_obj.pci_requests, "requests", None) or []
+    requests = getattr(instance_pci_requests, "requests", None) or []
     pools = list(getattr(pci_stats, "pools", None) or ())
     out = []
     for r in requests:
@@ -158,3 +162,22 @@ def image_properties(image):
         elif isinstance(value, (str, int)):
             out[name] = str(value)
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _guest_request(vcpus, memory_mb, extra_specs, image_props):
+    return build_request(
+        vcpus, memory_mb, dict(extra_specs), dict(image_props)
+    )
+
+
+def request_of(flavor, image_meta):
+    """The core's GuestRequest of a Nova flavor and ImageMeta, parsed
+    once for all the hosts one scheduling request visits (a cache over
+    frozen items).  Raises NovaSlicesError on keys the core refuses."""
+    return _guest_request(
+        flavor.vcpus,
+        flavor.memory_mb,
+        frozenset((flavor.extra_specs or {}).items()),
+        frozenset(image_properties(image_meta).items()),
+    )

@@ -135,6 +135,17 @@ def write_templates(directory):
             f.write(slice_template(holds))
 
 
+def four_cell_host():
+    """fakelibvirt's host: 2 sockets x 2 NUMA cells x 3 CPUs, 16 GiB."""
+    return fakelibvirt.HostInfo(
+        cpu_nodes=2,
+        cpu_sockets=2,
+        cpu_cores=CPUS_PER_CELL,
+        cpu_threads=1,
+        kB_mem=16 * 1024 * 1024,
+    )
+
+
 def use_installed_api_paste(test):
     """The wheel installs api-paste.ini under <prefix>/etc, not beside
     the nova package where the harness looks by default."""
@@ -170,7 +181,22 @@ def start_scheduler_with_numa_fit_filter(test):
     return test.start_service("scheduler")
 
 
-class SliceHostTestBase(base.ServersTestBase):
+class SlicesServices:
+    """Mixin for Nova's libvirt test bases: nova-compute loads this
+    package's driver through its shim, the scheduler has its filters."""
+
+    def _setup_services(self):
+        use_installed_api_paste(self)
+        super()._setup_services()
+
+    def _setup_compute_service(self):
+        self.flags(compute_driver=DRIVER)
+
+    def _setup_scheduler_service(self):
+        return start_scheduler_with_numa_fit_filter(self)
+
+
+class SliceHostTestBase(SlicesServices, base.ServersTestBase):
     ADMIN_API = True
     microversion = "latest"
     ADDITIONAL_FILTERS = ["SliceChainFilter"]
@@ -201,29 +227,13 @@ class SliceHostTestBase(base.ServersTestBase):
             for rc, form in encoding.all_flavor_specs(tree).items()
         }
 
-    def _setup_services(self):
-        use_installed_api_paste(self)
-        super()._setup_services()
-
-    def _setup_compute_service(self):
-        self.flags(compute_driver=DRIVER)
-
-    def _setup_scheduler_service(self):
-        return start_scheduler_with_numa_fit_filter(self)
-
     # -- hosts ---------------------------------------------------------
     def start_slice_compute(self, hostname="slice1", mdev_capable=0):
         """A slice host; ``mdev_capable`` more PCI devices (after the
         GPUs) offer Nova's vGPU types."""
         self.start_compute(
             hostname=hostname,
-            host_info=fakelibvirt.HostInfo(
-                cpu_nodes=2,
-                cpu_sockets=2,
-                cpu_cores=CPUS_PER_CELL,
-                cpu_threads=1,
-                kB_mem=16 * 1024 * 1024,
-            ),
+            host_info=four_cell_host(),
             pci_info=fakelibvirt.HostPCIDevicesInfo(
                 num_pci=len(GPUS),
                 num_pfs=0,

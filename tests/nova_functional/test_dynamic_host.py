@@ -25,7 +25,7 @@ VF_ALIAS = {
 }
 
 
-class DynamicHostTest(test_vgpu.VGPUTestBase):
+class DynamicHostTest(base.SlicesServices, test_vgpu.VGPUTestBase):
     ADDITIONAL_FILTERS = ["NUMATopologyFilter", "PciPassthroughFilter"]
 
     def setUp(self):
@@ -42,16 +42,6 @@ class DynamicHostTest(test_vgpu.VGPUTestBase):
             group="pci",
         )
         super().setUp()
-
-    def _setup_services(self):
-        base.use_installed_api_paste(self)
-        super()._setup_services()
-
-    def _setup_compute_service(self):
-        self.flags(compute_driver=base.DRIVER)
-
-    def _setup_scheduler_service(self):
-        return base.start_scheduler_with_numa_fit_filter(self)
 
     def test_pinned_guest_with_a_vf_and_a_vgpu(self):
         self.flags(cpu_dedicated_set="0-7", group="compute")

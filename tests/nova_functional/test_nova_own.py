@@ -22,18 +22,8 @@ from nova_slices.nova.driver import LibvirtSlicesDriver
 from tests.nova_functional import base
 
 
-class WithSlicesDriver:
+class WithSlicesDriver(base.SlicesServices):
     """Mixin: nova-compute loads LibvirtSlicesDriver, with no slices."""
-
-    def _setup_services(self):
-        base.use_installed_api_paste(self)
-        super()._setup_services()
-
-    def _setup_compute_service(self):
-        self.flags(compute_driver=base.DRIVER)
-
-    def _setup_scheduler_service(self):
-        return base.start_scheduler_with_numa_fit_filter(self)
 
     def start_compute(self, hostname="compute1", *args, **kwargs):
         name = super().start_compute(hostname, *args, **kwargs)

@@ -56,8 +56,8 @@ def nova_host(pinned=None, used_mb=None):
     return objects.NUMATopology(cells=cells)
 
 
-def spec(vcpus, memory_mb, extra_specs):
-    flavor = objects.Flavor(
+def nova_flavor(vcpus, memory_mb, extra_specs):
+    return objects.Flavor(
         vcpus=vcpus,
         memory_mb=memory_mb,
         extra_specs=dict(extra_specs),
@@ -67,6 +67,10 @@ def spec(vcpus, memory_mb, extra_specs):
         ephemeral_gb=0,
         swap=0,
     )
+
+
+def spec(vcpus, memory_mb, extra_specs):
+    flavor = nova_flavor(vcpus, memory_mb, extra_specs)
     image = objects.ImageMeta.from_dict({"properties": {}})
     return objects.RequestSpec(
         flavor=flavor,
