@@ -10,7 +10,9 @@ checked against the host's provider tree as Placement holds it.
 """
 
 import nova.conf
-from nova import objects
+import os_traits
+from keystoneauth1 import exceptions as ks_exc
+from nova import exception, objects
 from nova.scheduler import filters
 from nova.scheduler.client import report
 from oslo_log import log as logging
@@ -80,7 +82,10 @@ class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
     cell pinned to a host cell) and the PCI ``socket`` policy, and gives
     the same answers as Nova elsewhere (the differential test against
     ``numa_fit_instance_to_host``).  Like Nova's filter it passes
-    requests without a NUMA topology, keeps only the allocation
+    requests without a NUMA topology, refuses a host without
+    ``COMPUTE_SOCKET_PCI_NUMA_AFFINITY`` to a socket-policy PCI request
+    (which Nova 34 itself does only for the flavor's or image's policy),
+    keeps only the allocation
     candidates whose PCI devices (with PCI in Placement) can be placed,
     and sets the host's NUMA limits for the compute's claim.  PCI
     requests are Nova's own (flavor aliases and Neutron ports), matched
@@ -91,6 +96,10 @@ class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
     RUN_ON_REBUILD = False
 
     def host_passes(self, host_state, spec_obj):
+        if asks_socket_policy(spec_obj) and not self._has_socket_trait(
+            host_state, spec_obj
+        ):
+            return False
         flavor = spec_obj.flavor
         try:
             request = numa.request_of(flavor, spec_obj.image)
@@ -143,3 +152,49 @@ class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
             ram_allocation_ratio=host_state.ram_allocation_ratio,
         )
         return True
+
+    def _has_socket_trait(self, host_state, spec_obj):
+        """Whether the host's provider has ``COMPUTE_SOCKET_PCI_NUMA_AFFINITY``
+        (one Placement read per host, only for socket-policy requests).
+        Nova 34 requires the trait only when ``hw:pci_numa_affinity_policy``
+        (flavor or image) says ``socket``, not when a PCI alias's
+        ``numa_policy`` or a Neutron port's policy does."""
+        client = report.report_client_singleton()
+        try:
+            traits = client.get_provider_traits(
+                spec_obj._context, host_state.uuid
+            ).traits
+        except (
+            exception.ResourceProviderTraitRetrievalFailed,
+            ks_exc.ClientException,
+        ) as exc:
+            LOG.warning(
+                "%s: cannot read the traits of host %s, so it cannot take "
+                "a socket-policy request: %s",
+                type(self).__name__,
+                host_state.host,
+                exc,
+            )
+            return False
+        if SOCKET_TRAIT not in traits:
+            LOG.debug(
+                "%s: host %s lacks %s, which a socket PCI NUMA policy needs",
+                type(self).__name__,
+                host_state.host,
+                SOCKET_TRAIT,
+            )
+            return False
+        return True
+
+
+SOCKET_TRAIT = os_traits.COMPUTE_SOCKET_PCI_NUMA_AFFINITY
+
+
+def asks_socket_policy(spec_obj):
+    """Whether a PCI request of the spec (alias, port or flavor policy)
+    has the ``socket`` NUMA affinity policy."""
+    requests = getattr(spec_obj.pci_requests, "requests", None) or ()
+    return any(
+        r.obj_attr_is_set("numa_policy") and r.numa_policy == "socket"
+        for r in requests
+    )

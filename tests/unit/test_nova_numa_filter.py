@@ -191,3 +191,24 @@ def test_host_model_reads_usage_sets_and_reservations():
     assert restrictions.shared_cpus == {15}
     assert restrictions.dedicated_cpus == set(range(15)) - set()
     assert restrictions.reserved(0, 1024 * 1024) == 1
+
+
+def test_asks_socket_policy_reads_every_pci_request():
+    def with_requests(*policies):
+        s = spec(2, 1024, DEDICATED)
+        s.pci_requests = objects.InstancePCIRequests(
+            requests=[
+                objects.InstancePCIRequest(count=1, spec=[{}], **policy)
+                for policy in policies
+            ]
+        )
+        return s
+
+    assert not filters.asks_socket_policy(spec(2, 1024, DEDICATED))
+    assert not filters.asks_socket_policy(with_requests({}))
+    assert not filters.asks_socket_policy(
+        with_requests({"numa_policy": "required"})
+    )
+    assert filters.asks_socket_policy(
+        with_requests({"numa_policy": "legacy"}, {"numa_policy": "socket"})
+    )
