@@ -201,10 +201,28 @@ class Host:
             try:
                 dom = self.conn.lookupByName(name)
             except libvirt.libvirtError:
-                with open(path, encoding="utf-8") as f:
-                    dom = self.conn.defineXML(f.read())
+                dom = self._define_persisted(path)
             if running and not dom.isActive():
                 dom.create()
+
+    def _define_persisted(self, path):
+        """A persisted domain defined again, or an error naming its file:
+        it is a guest we defined, so it is never silently dropped."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                return self.conn.defineXML(f.read())
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+        except libvirt.libvirtError as exc:
+            why = exc.get_error_message().splitlines()[0]
+        raise HostError(
+            f"[DEFAULT] state_path: the persisted domain {path} cannot be "
+            f"defined again ({why}); it records a guest nova-slices "
+            "defined, so it is not dropped: repair or remove it by hand",
+            code="host.persisted-domain-invalid",
+            key="[DEFAULT] state_path",
+            value=path,
+        )
 
     def _persist(self, dom, running):
         if not self.test_driver:
