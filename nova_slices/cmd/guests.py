@@ -19,11 +19,49 @@ from nova_slices.errors import (
 from nova_slices.placement.request_groups import flavor_request
 from nova_slices.request.build import build_request
 
+#: the embedded host keeps a guest as ``<name>.xml.running`` under
+#: state_path: the longest name a file name of 255 bytes (NAME_MAX) leaves
+NAME_MAX_BYTES = 255 - len(".xml.running")
+#: libvirt's and Nova's own limit on a domain name (compute.base)
+NAME_MAX_CHARS = 200
+
+
+def check_guest_name(name):
+    """Refuse a name before anything is claimed.
+
+    The name becomes libvirt's domain name, text in the domain XML, a
+    line of ``list`` and, on the embedded host, a file name: '/', control
+    or other non-printable characters (newlines, escapes, bidi overrides)
+    and names longer than a file name may be fail in one of them, or
+    worse, after the claim.
+    """
+    why = None
+    if not name:
+        why = "it is empty"
+    elif "/" in name:
+        why = "it contains '/'"
+    elif not name.isprintable():
+        bad = next(c for c in name if not c.isprintable())
+        why = f"it contains the non-printable character {bad!r}"
+    elif len(name) > NAME_MAX_CHARS:
+        why = f"it is {len(name)} characters long"
+    elif len(name.encode("utf-8")) > NAME_MAX_BYTES:
+        why = f"it is {len(name.encode('utf-8'))} bytes long in UTF-8"
+    if why:
+        raise RequestError(
+            f"guest name {name!r} is invalid: {why}; a name is 1-"
+            f"{NAME_MAX_CHARS} printable characters, at most "
+            f"{NAME_MAX_BYTES} bytes in UTF-8, without '/'",
+            code="guest.name-invalid",
+            key="name",
+            value=name,
+        )
+
 
 def refuse_flags(args, names, why):
     """Flags that have no meaning on this kind of host: exit 2."""
     for name in names:
-        if getattr(args, name, None):
+        if getattr(args, name, None) not in (None, [], {}):
             flag = "--" + name.replace("_", "-")
             raise RequestError(
                 f"{flag}: {why}",
@@ -35,11 +73,12 @@ def refuse_flags(args, names, why):
 
 def spawn(args, rt):
     """A slice guest from --slice-class, or a dynamic one from a flavor."""
+    check_guest_name(args.name)
     if not rt.has_slices:
         return _spawn_dynamic(args, rt, interfaces(args))
     refuse_flags(
         args,
-        ("vcpus", "memory_mb", "image_property"),
+        ("vcpus", "memory_mb", "disk_gb", "image_property"),
         "this host carves slices ([libvirt] slice_spec): a slice's "
         "template fixes the guest's CPUs and memory",
     )
@@ -114,12 +153,13 @@ def _spawn_dynamic(args, rt, interfaces):
     driver.update_provider_tree()
     extra_specs = dict(args.extra_spec)
     image_props = dict(args.image_property)
+    disk_gb = 1 if args.disk_gb is None else args.disk_gb
     try:
         view = driver.spawn(
             args.name,
             args.vcpus,
             args.memory_mb,
-            args.disk_gb,
+            disk_gb,
             extra_specs,
             image_props,
             instance_uuid=args.uuid,
@@ -133,9 +173,7 @@ def _spawn_dynamic(args, rt, interfaces):
         request = build_request(
             args.vcpus, args.memory_mb, extra_specs, image_props
         )
-        reasons = driver.explain_placement(
-            flavor_request(request, args.disk_gb)
-        )
+        reasons = driver.explain_placement(flavor_request(request, disk_gb))
         return _refused(args, exc, reasons)
     if args.format == "json":
         emit_json(view.to_dict())

@@ -5,7 +5,7 @@ import json
 from nova_slices.cmd.output import emit_errors, emit_json
 from nova_slices.cmd.render import render_fit, render_request
 from nova_slices.compute import factory
-from nova_slices.errors import HostError
+from nova_slices.errors import HostError, NovaSlicesError, RequestError
 from nova_slices.fit import claims
 from nova_slices.fit.fitter import fit as fit_guest
 from nova_slices.fit.pci import parse_aliases
@@ -105,19 +105,7 @@ def fit(args, rt):
     """Fit a flavor (and image) on the host with the given usage."""
     req = _guest_request(args)
     topo, devices, restrictions = _host_inputs(args, rt)
-    usage = None
-    if args.usage_json:
-        try:
-            data = json.loads(_read(args.usage_json, "--usage-json"))
-        except ValueError as exc:
-            raise HostError(
-                f"--usage-json {args.usage_json}: not JSON ({exc})",
-                code="usage.invalid",
-                key="--usage-json",
-                value=args.usage_json,
-            ) from None
-        usage = claims.usage_from_dict(data)
-        claims.check_usage(topo, usage)
+    usage = _usage(args.usage_json, topo, devices) if args.usage_json else None
     result = fit_guest(
         topo,
         req,
@@ -133,6 +121,50 @@ def fit(args, rt):
     else:
         print(render_fit(result))
     return 0 if fits else 1
+
+
+def _unique_keys(pairs):
+    """json's object hook that refuses a key given twice (json keeps the
+    last one silently, so a usage entry would vanish)."""
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise ValueError(f"key {repeated[0]!r} appears twice in one object")
+    return dict(pairs)
+
+
+def _usage(path, topo, devices):
+    """The --usage-json file, refused unless it describes this host."""
+    source = f"--usage-json {path}"
+    try:
+        data = json.loads(
+            _read(path, "--usage-json"), object_pairs_hook=_unique_keys
+        )
+    except (ValueError, RecursionError) as exc:
+        raise HostError(
+            f"{source}: not JSON ({exc or 'nested too deeply'})",
+            code="usage.invalid",
+            key="--usage-json",
+            value=path,
+        ) from None
+    usage = claims.usage_from_dict(data, source)
+    try:
+        claims.check_usage(topo, usage)
+    except NovaSlicesError as exc:
+        exc.message = f"{source}: {exc.message}"
+        raise
+    unknown = sorted(
+        usage.pci_devices_in_use - {d.address for d in devices.pci}
+    )
+    if unknown:
+        raise RequestError(
+            f"{source}: pci_devices_in_use names {', '.join(unknown)}, not "
+            "a PCI device of this host",
+            code="usage.invalid",
+            key="pci_devices_in_use",
+            value=unknown,
+        )
+    return usage
 
 
 def request(args, rt):

@@ -7,6 +7,7 @@ tracebacks.
 """
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from oslo_log import log as oslo_logging
 from nova_slices.cmd import demo, guests, inspect, report
 from nova_slices.cmd.output import emit_errors
 from nova_slices.cmd.runtime import Runtime, load_conf
-from nova_slices.errors import NovaSlicesError
+from nova_slices.errors import ConfigError, NovaSlicesError, RequestError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +34,80 @@ def _key_value(text):
             f"{text!r} is not KEY=VALUE (e.g. hw:numa_nodes=2)"
         )
     return key, value
+
+
+def _pairs_to_dicts(args):
+    """The repeatable KEY=VALUE flags as the dicts Nova's API takes.
+
+    A flavor's extra specs and an image's properties are dicts, so a key
+    given twice has no one meaning: refused, naming it, rather than the
+    last one silently winning.
+    """
+    for flag in ("--extra-spec", "--image-property"):
+        dest = flag[2:].replace("-", "_")
+        pairs = getattr(args, dest, None)
+        if pairs is None:
+            continue
+        seen = {}
+        for key, value in pairs:
+            seen.setdefault(key, []).append(value)
+        for key, values in seen.items():
+            if len(values) > 1:
+                raise RequestError(
+                    f"{flag} {key} is given {len(values)} times "
+                    f"({', '.join(map(repr, values))}): give each key once",
+                    code="request.key-repeated",
+                    key=key,
+                    value=values,
+                )
+        setattr(args, dest, {k: v[0] for k, v in seen.items()})
+
+
+def _check_arguments(args, argv):
+    """Refuse what argparse lets through: bytes that are not UTF-8, and
+    flags the chosen command would silently ignore."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError(
+                f"argument {arg!r} is not UTF-8 text",
+                code="cli.argument-not-utf8",
+                key="argv",
+                value=arg.encode("utf-8", "backslashreplace").decode(),
+            ) from None
+    if getattr(args, "nodedev_xml", None) and not args.capabilities_xml:
+        raise RequestError(
+            "--nodedev-xml is only read with --capabilities-xml (without "
+            "it the configured host's own devices are used): give both, or "
+            "neither",
+            code="cli.flag-not-applicable",
+            key="--nodedev-xml",
+            value=args.nodedev_xml,
+        )
+    if args.command == "demo":
+        # the demo always runs in a fresh temporary state directory, and
+        # --host brings its bundle's own configuration
+        ignored = [("--state-path", args.state_path)]
+        if args.host:
+            ignored += [
+                ("--config-file", args.config_file),
+                ("--config-dir", args.config_dir),
+            ]
+        for flag, value in ignored:
+            if value:
+                raise RequestError(
+                    f"demo does not use {flag}: it runs in a fresh "
+                    "temporary state directory"
+                    + (
+                        ", on the configuration of the --host bundle"
+                        if args.host
+                        else ""
+                    ),
+                    code="cli.flag-not-applicable",
+                    key=flag,
+                    value=value,
+                )
 
 
 def add_request_args(p):
@@ -194,7 +269,6 @@ def build_parser():
     p.add_argument(
         "--disk-gb",
         type=int,
-        default=1,
         help="hosts without slices: the flavor's root disk in GiB "
         "(DISK_GB; default 1, 0 for none)",
     )
@@ -300,11 +374,43 @@ def _setup_logging(conf, debug):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+def _own_file_error(exc, conf):
+    """An OSError on a file under ``state_path`` (state, locks) as an
+    error naming the path; None for any other file (a bug of ours)."""
+    if conf is None or not conf.state_path:
+        return None
+    state = os.path.realpath(conf.state_path)
+    for name in (exc.filename, exc.filename2):
+        if not isinstance(name, str):
+            continue
+        path = os.path.realpath(name)
+        if os.path.commonpath([state, path]) != state:
+            continue
+        err = ConfigError(
+            f"[DEFAULT] state_path {conf.state_path}: cannot use {name}: "
+            f"{exc.strerror or exc}; nova-slices keeps its own files there "
+            "(locks, persisted domains, the embedded Placement's database), "
+            "so it must be a directory it may write",
+            code="config.state-path-unusable",
+            key="[DEFAULT] state_path",
+            value=name,
+        )
+        # a full or failing disk is not bad input: try again later
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            err.with_status(1)
+        return err
+    return None
+
+
 def main(argv=None):
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     fmt = getattr(args, "format", "text")
+    conf = None
     try:
+        _check_arguments(args, argv)
+        _pairs_to_dicts(args)
         overrides = {}
         if args.state_path:
             overrides[(None, "state_path")] = args.state_path
@@ -325,6 +431,10 @@ def main(argv=None):
         return 0
     except Exception as exc:  # a bug of ours: say so, without a traceback
         logging.getLogger(__name__).debug("internal error", exc_info=True)
+        own = _own_file_error(exc, conf) if isinstance(exc, OSError) else None
+        if own is not None:
+            emit_errors([own], fmt)
+            return own.exit_status
         sys.stderr.write(
             f"error [internal]: {type(exc).__name__}: {exc}. This is a bug "
             "in nova-slices; run with --debug for the traceback and report "

@@ -14,7 +14,12 @@ from nova_slices import conf as conf_mod
 from nova_slices import data
 from nova_slices.compute import factory
 from nova_slices.errors import ConfigError
-from nova_slices.host.connection import Host
+from nova_slices.host.connection import (
+    Host,
+    chosen,
+    is_test_driver,
+    resolve_uri,
+)
 from nova_slices.placement import connect
 
 BUNDLE_CONF = "nova-slices.conf"
@@ -44,21 +49,104 @@ def load_conf(config_files=(), config_dirs=(), overrides=None):
                 key="--config-file",
                 value=path,
             )
+        _check_text(path)
         args += ["--config-file", path]
     for path in config_dirs:
         args += ["--config-dir", path]
     defaults = (
         None if (config_files or config_dirs) else (default_config_files())
     )
+    for path in defaults or ():
+        _check_text(path)
     try:
         conf = conf_mod.make_conf(args, default_config_files=defaults)
     except cfg.Error as exc:
         raise ConfigError(
             f"configuration error: {exc}", code="config.invalid"
         ) from None
+    except UnicodeDecodeError:
+        # a file of a --config-dir (the files named above were checked)
+        raise ConfigError(
+            f"--config-dir {', '.join(map(str, config_dirs))}: a file in it "
+            "is not UTF-8 text; a configuration file is an INI file in UTF-8",
+            code="config.file-not-text",
+            key="--config-dir",
+            value=", ".join(map(str, config_dirs)),
+        ) from None
     for (group, name), value in (overrides or {}).items():
         conf.set_override(name, value, group=group)
     return conf
+
+
+def _check_text(path):
+    """oslo.config reads files as UTF-8 and lets a decode error through."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            f.read()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"configuration file {path}: not UTF-8 text (byte {exc.start}): "
+            "a configuration file is an INI file in UTF-8",
+            code="config.file-not-text",
+            key="--config-file",
+            value=path,
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"configuration file {path}: cannot read: {exc.strerror}",
+            code="config.file-unreadable",
+            key="--config-file",
+            value=path,
+        ) from None
+
+
+def check_state_path(conf):
+    """``state_path`` must be a directory (or creatable as one) before any
+    of our files are made in it."""
+    path = conf.state_path
+    why = None
+    if not path:
+        why = "is empty"
+    elif os.path.exists(path) and not os.path.isdir(path):
+        why = "is not a directory"
+    if why:
+        raise ConfigError(
+            f"[DEFAULT] state_path (--state-path) {path!r} {why}: set it to "
+            "a directory nova-slices may write its own files in (default "
+            "~/.local/state/nova-slices)",
+            code="config.state-path-unusable",
+            key="[DEFAULT] state_path",
+            value=path,
+        )
+
+
+def check_placement_choice(conf):
+    """The embedded Placement only when chosen, as the demo host is.
+
+    ``mode`` defaults to ``embedded``, which suits the demo host.  A
+    configuration of a real hypervisor, or one that names keystoneauth
+    credentials, would otherwise report this machine to a private
+    Placement nobody else sees, ignoring the credentials.
+    """
+    if chosen(conf, "mode", "placement"):
+        return
+    uri = resolve_uri(conf)
+    if not is_test_driver(uri):
+        why = f"[libvirt] connection_uri = {uri} is a real hypervisor"
+    elif conf.placement.auth_type:
+        why = f"[placement] auth_type = {conf.placement.auth_type} is set"
+    elif conf.placement.endpoint_override:
+        why = "[placement] endpoint_override is set"
+    else:
+        return
+    raise ConfigError(
+        f"{why} but [placement] mode is not set: set mode = remote to "
+        "report to the deployment's Placement (with auth_type, auth_url, "
+        "...), or mode = embedded for a private one on 127.0.0.1",
+        code="config.placement-mode-required",
+        key="[placement] mode",
+        value=conf.placement.mode,
+    )
 
 
 class Runtime(contextlib.ExitStack):
@@ -73,6 +161,7 @@ class Runtime(contextlib.ExitStack):
     @property
     def host(self):
         if self._host is None:
+            check_state_path(self.conf)
             self._host = Host(self.conf)
             self.callback(self._host.close)
         return self._host
@@ -80,6 +169,9 @@ class Runtime(contextlib.ExitStack):
     @property
     def client(self):
         if self._client is None:
+            check_placement_choice(self.conf)
+            if self.conf.placement.mode == "embedded":
+                check_state_path(self.conf)
             client, service = connect.open_placement(self.conf)
             if service is not None:
                 self.placement_service = service
@@ -91,6 +183,8 @@ class Runtime(contextlib.ExitStack):
     def driver(self):
         """The slice driver when slices are configured, else dynamic."""
         if self._driver is None:
+            # before libvirt is opened: the choice is the configuration's
+            check_placement_choice(self.conf)
             self._driver = factory.open_driver(
                 self.conf, self.host, self.client
             )

@@ -54,17 +54,45 @@ class MdevRegistry:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise HostError(
-                f"the record of created mdevs {self.path} is unreadable "
-                f"({exc}); it lists mdevs nova-slices made, so it is not "
-                "replaced: repair or remove it by hand",
-                code="host.mdev-registry-unreadable",
-                value=self.path,
-            ) from None
-        return {
-            uuid: CreatedMdev(uuid=uuid, **fields)
-            for uuid, fields in data.get("mdevs", {}).items()
-        }
+            raise self._unreadable(exc) from None
+        return self._entries_of(data)
+
+    def _unreadable(self, why):
+        return HostError(
+            f"the record of created mdevs {self.path} is unreadable "
+            f"({why}); it lists mdevs nova-slices made, so it is not "
+            "replaced: repair or remove it by hand",
+            code="host.mdev-registry-unreadable",
+            key="[DEFAULT] state_path",
+            value=self.path,
+        )
+
+    def _entries_of(self, data):
+        """The file's entries, or an error naming it: a record of the
+        wrong shape must not become a crash or an empty list."""
+        fields = {f.name for f in dataclasses.fields(CreatedMdev)} - {"uuid"}
+        mdevs = data.get("mdevs", {}) if isinstance(data, dict) else None
+        if not isinstance(mdevs, dict):
+            raise self._unreadable('expected {"mdevs": {UUID: {...}}}')
+        entries = {}
+        for uuid, entry in mdevs.items():
+            if (
+                not isinstance(entry, dict)
+                or not set(entry) <= fields
+                or not all(
+                    isinstance(v, str) or (k == "instance_uuid" and v is None)
+                    for k, v in entry.items()
+                )
+            ):
+                raise self._unreadable(
+                    f"mdev {uuid}: expected an object of strings with keys "
+                    + ", ".join(sorted(fields))
+                )
+            try:
+                entries[uuid] = CreatedMdev(uuid=uuid, **entry)
+            except TypeError as exc:
+                raise self._unreadable(f"mdev {uuid}: {exc}") from None
+        return entries
 
     def _write(self, entries):
         data = {

@@ -207,44 +207,94 @@ def rebuild(topology, placements, restrictions=None):
     return usage
 
 
-def usage_from_dict(data):
-    """The usage file format of DESIGN.md section 5."""
+_USAGE_KEYS = ("cells", "pci_devices_in_use")
+_CELL_KEYS = ("pinned_cpus", "cpu_usage", "memory_mb", "pages")
 
-    def bad(why):
+
+def usage_from_dict(data, source="usage file"):
+    """The usage file format of DESIGN.md section 5, read strictly.
+
+    Usage is subtracted from the host: a negative count would add
+    capacity, and a misspelt key would silently count as unused, so
+    both are refused, naming the key (a JSON path such as
+    ``cells.3.memory_mb``) and the value.  ``source`` names the file.
+    """
+
+    def bad(key, value, why):
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
         return RequestError(
-            f"usage file: {why}", code="usage.invalid", key="usage"
+            f"{source}: {key} = {shown}: {why}",
+            code="usage.invalid",
+            key=key,
+            value=value,
         )
 
+    def count(key, value):
+        # bool is an int to Python, not a count to anyone
+        if type(value) is not int or value < 0:
+            raise bad(key, value, "must be a whole number >= 0")
+        return value
+
+    def mapping(key, value, known=None):
+        if not isinstance(value, dict):
+            raise bad(key, value, "must be an object")
+        for k in value:
+            if known is not None and k not in known:
+                raise bad(
+                    f"{key}.{k}" if key else k,
+                    value[k],
+                    f"unknown key; valid keys: {', '.join(known)}",
+                )
+        return value
+
+    def listing(key, value):
+        if not isinstance(value, list):
+            raise bad(key, value, "must be a list")
+        return value
+
     if not isinstance(data, dict):
-        raise bad("expected an object with 'cells'")
+        raise bad("usage", type(data).__name__, "expected an object")
+    mapping("", data, _USAGE_KEYS)
     cells = []
-    for key, raw in (data.get("cells") or {}).items():
-        if not str(key).isdigit() or not isinstance(raw, dict):
-            raise bad(f"cell {key!r} must be a cell id with an object")
-        try:
-            pages = tuple(
-                sorted(
-                    (int(s), int(n))
-                    for s, n in (raw.get("pages") or {}).items()
+    for cid, raw in mapping("cells", data.get("cells", {})).items():
+        where = f"cells.{cid}"
+        if not (cid.isdecimal() and cid.isascii()):
+            raise bad(where, raw, 'a cell id is a number such as "3"')
+        raw = mapping(where, raw, _CELL_KEYS)
+        pinned = listing(f"{where}.pinned_cpus", raw.get("pinned_cpus", []))
+        pages = []
+        for size, n in mapping(f"{where}.pages", raw.get("pages", {})).items():
+            if not (size.isdecimal() and size.isascii()) or int(size) == 0:
+                raise bad(
+                    f"{where}.pages.{size}", n, "a page size is KiB, e.g. 2048"
                 )
-            )
-            cells.append(
-                (
-                    int(key),
-                    CellUsage(
-                        frozenset(int(c) for c in raw.get("pinned_cpus", [])),
-                        int(raw.get("cpu_usage", 0)),
-                        int(raw.get("memory_mb", 0)),
-                        pages,
+            pages.append((int(size), count(f"{where}.pages.{size}", n)))
+        cells.append(
+            (
+                int(cid),
+                CellUsage(
+                    frozenset(
+                        count(f"{where}.pinned_cpus", c) for c in pinned
                     ),
-                )
+                    count(f"{where}.cpu_usage", raw.get("cpu_usage", 0)),
+                    count(f"{where}.memory_mb", raw.get("memory_mb", 0)),
+                    tuple(sorted(pages)),
+                ),
             )
-        except (TypeError, ValueError) as exc:
-            raise bad(f"cell {key}: {exc}") from None
-    in_use = data.get("pci_devices_in_use") or []
-    if not isinstance(in_use, list):
-        raise bad("pci_devices_in_use must be a list of addresses")
-    return Usage(tuple(sorted(cells)), frozenset(map(str, in_use)))
+        )
+    if len({cid for cid, _ in cells}) != len(cells):
+        raise bad("cells", data["cells"], "a cell is listed twice")
+    in_use = listing("pci_devices_in_use", data.get("pci_devices_in_use", []))
+    for address in in_use:
+        if not isinstance(address, str):
+            raise bad(
+                "pci_devices_in_use",
+                address,
+                'a device is a PCI address such as "0000:3b:00.0"',
+            )
+    return Usage(tuple(sorted(cells)), frozenset(in_use))
 
 
 __all__ = ["ClaimError", "claim", "release", "rebuild", "usage_from_dict"]

@@ -20,9 +20,10 @@ import os
 import threading
 
 import libvirt
+from oslo_config import cfg
 
 from nova_slices import data
-from nova_slices.errors import HostError
+from nova_slices.errors import ConfigError, HostError
 from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.devices import parse_node_devices
 
@@ -34,10 +35,43 @@ libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 _RUNNING_SUFFIX = ".running"
 
 
+def chosen(conf, name, group=None):
+    """Whether the operator set ``name`` (a file, the command line, an
+    override), as opposed to it holding the option's default."""
+    where = conf.get_location(name, group)
+    return where is not None and (
+        where.location.is_user_controlled
+        or where.location is cfg.Locations.set_override
+    )
+
+
 def resolve_uri(conf):
+    """The libvirt URI, failing closed.
+
+    An empty ``connection_uri`` means libvirt's test driver on a host
+    bundle, a demo machine.  That is only taken when it was chosen:
+    there is no configuration at all, or ``[libvirt] host_bundle`` is set.
+    A nova.conf that configures anything else but forgets the URI would
+    otherwise show (and report to Placement) the shipped demo host as if
+    it were this machine.
+    """
     uri = conf.libvirt.connection_uri
     if uri:
         return uri
+    files = list(conf.config_file or ()) + list(conf.config_dir or ())
+    if files and not chosen(conf, "host_bundle", "libvirt"):
+        raise ConfigError(
+            "[libvirt] connection_uri is not set in "
+            + ", ".join(files)
+            + ": set it to this machine's hypervisor (qemu:///system on a "
+            "compute host), or set [libvirt] host_bundle (a shipped bundle: "
+            + ", ".join(data.shipped_bundles())
+            + "; or a bundle directory) to run on a demo host in "
+            "libvirt's test driver",
+            code="config.connection-uri-required",
+            key="[libvirt] connection_uri",
+            value=uri,
+        )
     bundle = data.resolve_bundle(conf.libvirt.host_bundle)
     node = os.path.join(bundle, "node.xml")
     return "test://" + node
@@ -201,10 +235,28 @@ class Host:
             try:
                 dom = self.conn.lookupByName(name)
             except libvirt.libvirtError:
-                with open(path, encoding="utf-8") as f:
-                    dom = self.conn.defineXML(f.read())
+                dom = self._define_persisted(path)
             if running and not dom.isActive():
                 dom.create()
+
+    def _define_persisted(self, path):
+        """A persisted domain defined again, or an error naming its file:
+        it is a guest we defined, so it is never silently dropped."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                return self.conn.defineXML(f.read())
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+        except libvirt.libvirtError as exc:
+            why = exc.get_error_message().splitlines()[0]
+        raise HostError(
+            f"[DEFAULT] state_path: the persisted domain {path} cannot be "
+            f"defined again ({why}); it records a guest nova-slices "
+            "defined, so it is not dropped: repair or remove it by hand",
+            code="host.persisted-domain-invalid",
+            key="[DEFAULT] state_path",
+            value=path,
+        )
 
     def _persist(self, dom, running):
         if not self.test_driver:
