@@ -8,6 +8,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from nova_slices.conf import (
+    check,
     compute,
     default,
     devices,
@@ -24,21 +25,42 @@ def register_opts(conf):
         module.register_opts(conf)
 
 
+def known_opts(conf):
+    """``{(group, name): Opt}`` of the options we declare (DEFAULT group
+    as ``DEFAULT``), the per-type mdev groups of ``conf`` included."""
+    out = {}
+    groups = [m.list_opts() for m in MODULES]
+    groups.append(devices.dynamic_list_opts(conf))
+    for listing in groups:
+        for group, opts in listing.items():
+            name = getattr(group, "name", group)
+            for opt in opts:
+                out[(name, opt.dest)] = opt
+    return out
+
+
 def make_conf(args=(), default_config_files=None, register_log=True):
     """Return a parsed ConfigOpts for ``args`` (``--config-file`` etc.).
 
     ``default_config_files`` is used when ``args`` names no config file.
+    Every value is read and checked here, so a bad one is a ConfigError
+    naming its option now, not an error wherever it is first used.
     """
     conf = cfg.ConfigOpts()
     register_opts(conf)
     if register_log:
         logging.register_options(conf)
-    conf(
+    check.parse(
+        conf,
         list(args),
         project="nova-slices",
         prog="nova-slices",
         default_config_files=default_config_files,
     )
+    check.check_values(conf, known_opts(conf))
     # groups named after option values exist only once those are read
-    devices.register_dynamic_opts(conf)
+    dynamic = devices.register_dynamic_opts(conf)
+    known = known_opts(conf)
+    check.check_values(conf, known, groups=dynamic)
+    check.check_legacy_names(conf, known)
     return conf

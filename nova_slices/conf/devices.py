@@ -76,14 +76,24 @@ def register_opts(conf):
 
 
 def register_dynamic_opts(conf):
-    """Register ``[mdev_<type>]`` for every enabled type (after parsing)."""
-    for mdev_type in conf.devices.enabled_mdev_types:
-        group = f"mdev_{mdev_type}"
-        for opt in _type_opts(mdev_type):
+    """Register ``[mdev_<type>]`` for every enabled type (after parsing);
+    return the names of those groups."""
+    groups = dynamic_list_opts(conf)
+    for group, opts in groups.items():
+        for opt in opts:
             try:
                 conf.register_opt(opt, group=group)
             except cfg.DuplicateOptError:
                 pass  # registered by an earlier call
+    return list(groups)
+
+
+def dynamic_list_opts(conf):
+    """``{"mdev_<type>": opts}`` for the types ``conf`` enables."""
+    return {
+        f"mdev_{mdev_type}": _type_opts(mdev_type)
+        for mdev_type in conf.devices.enabled_mdev_types
+    }
 
 
 def list_opts():

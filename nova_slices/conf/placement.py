@@ -62,13 +62,46 @@ placement_opts = [
 SERVICE_TYPE = "placement"
 _VERSION_OPTS = ("version", "min_version", "max_version")
 
+#: ranges keystoneauth does not declare.  Without them a negative retry
+#: count or delay is accepted and silently means "never retry", and a
+#: timeout of 0 or less fails inside requests at the first call.
+_BOUNDS = {
+    "timeout": {"min": 0.001},
+    "connect_retries": {"min": 0},
+    "connect_retry_delay": {"min": 0.0},
+    "status_code_retries": {"min": 0},
+    "status_code_retry_delay": {"min": 0.0},
+}
+
+
+def _bounded(opts):
+    """``opts`` with the ranges of :data:`_BOUNDS` declared on them."""
+    out = []
+    for opt in opts:
+        bounds = _BOUNDS.get(opt.dest)
+        if bounds is not None:
+            kind = cfg.IntOpt if isinstance(opt, cfg.IntOpt) else cfg.FloatOpt
+            opt = kind(
+                opt.name,
+                default=opt.default,
+                help=opt.help,
+                deprecated_opts=opt.deprecated_opts,
+                **bounds,
+            )
+        out.append(opt)
+    return out
+
+
+def _session_opts():
+    return _bounded(ks_loading.get_session_conf_options())
+
 
 def _adapter_opts():
-    opts = [
+    opts = _bounded(
         o
         for o in ks_loading.get_adapter_conf_options(include_deprecated=False)
         if o.dest not in _VERSION_OPTS
-    ]
+    )
     cfg.set_defaults(
         opts,
         valid_interfaces=["internal", "public"],
@@ -87,7 +120,7 @@ def register_opts(conf):
     # options' overrides, so sharing one would leak them between configs
     conf.register_group(cfg.OptGroup(name, title=placement_group.title))
     conf.register_opts(placement_opts, group=name)
-    ks_loading.register_session_conf_options(conf, name)
+    conf.register_opts(_session_opts(), group=name)
     ks_loading.register_auth_conf_options(conf, name)
     conf.register_opts(_adapter_opts(), group=name)
     # keystoneauth's adapter loader reads these; nobody may set them
@@ -98,7 +131,7 @@ def register_opts(conf):
 
 def list_opts():
     ks_opts = (
-        ks_loading.get_session_conf_options()
+        _session_opts()
         + ks_loading.get_auth_common_conf_options()
         + ks_loading.get_auth_plugin_conf_options("password")
         + _adapter_opts()

@@ -6,7 +6,8 @@ startup errors naming the option and the value: an address under two
 types, an address that is no device of this host, a type a listed device
 does not support, a type no device supports, two types without
 addresses (which one would take the unlisted devices is ambiguous, so we
-refuse rather than guess), and a resource class Placement would refuse.
+refuse rather than guess), a resource class Placement would refuse, and
+a standard class other than VGPU.
 """
 
 import dataclasses
@@ -15,9 +16,13 @@ import re
 import os_resource_classes as orc
 from oslo_config import cfg
 
+from nova_slices.conf.names import (
+    STANDARD_CLASSES,
+    as_custom,
+    custom_class_problem,
+)
 from nova_slices.errors import ConfigError
 
-_CLASS_RE = re.compile(r"^[A-Z0-9_]+$")
 OPTION = "[devices] enabled_mdev_types"
 
 
@@ -35,17 +40,30 @@ def _fail(message, code, key, value):
 
 
 def resource_class(mdev_type, value):
-    """VGPU, a standard class, CUSTOM_X, or X -> CUSTOM_X (upper case)."""
+    """VGPU, CUSTOM_X, or X -> CUSTOM_X (upper case).
+
+    Other standard classes are refused: mdevs reported as MEMORY_MB or
+    PCPU would be handed by Placement to guests asking for memory or CPUs
+    (Nova allows VGPU and custom classes only).
+    """
     key = f"[mdev_{mdev_type}] mdev_class"
-    if value in orc.STANDARDS:
+    if value == orc.VGPU:
         return value
-    name = value.upper()
-    if not name.startswith(orc.CUSTOM_NAMESPACE):
-        name = orc.CUSTOM_NAMESPACE + name
-    if not _CLASS_RE.match(name) or len(name) > 255:
+    if value in STANDARD_CLASSES:
         raise _fail(
-            f"{key} = {value!r}: {name!r} is not a valid resource class; "
-            "use letters, digits and _ (e.g. VGPU or CUSTOM_GPU_LARGE)",
+            f"{key} = {value!r} is a standard resource class for something "
+            "else; an mdev type is VGPU or a custom class (e.g. "
+            "CUSTOM_GPU_LARGE)",
+            "mdev-class-standard",
+            key,
+            value,
+        )
+    name = as_custom(value)
+    why = custom_class_problem(name)
+    if why:
+        raise _fail(
+            f"{key} = {value!r}: {name!r} {why}; use VGPU or a custom "
+            "class such as CUSTOM_GPU_LARGE",
             "mdev-class-invalid",
             key,
             value,

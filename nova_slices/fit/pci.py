@@ -17,13 +17,18 @@ uses to prune.
 """
 
 import dataclasses
-import json
+import re
 
+from nova_slices.conf import jsonvalue
 from nova_slices.errors import ConfigError, RequestError
-from nova_slices.host.devices import TYPE_PF, TYPE_VF
+from nova_slices.host.devices import TYPE_PCI, TYPE_PF, TYPE_VF
 
 POLICIES = ("required", "legacy", "preferred", "socket")
+ALIAS_OPTION = "[pci] alias"
+#: Nova's: vDPA devices cannot be requested through an alias
+ALIAS_DEVICE_TYPES = (TYPE_PCI, TYPE_PF, TYPE_VF)
 _ALIAS_KEYS = ("name", "vendor_id", "product_id", "device_type", "numa_policy")
+_ALIAS_ID = re.compile(r"[0-9a-fA-F]{4}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,65 +61,71 @@ class PciRequest:
         )
 
 
+def _alias_error(raw, why):
+    return ConfigError(
+        f"{ALIAS_OPTION} = {raw!r}: {why}",
+        code="config.pci-alias-invalid",
+        key=ALIAS_OPTION,
+        value=raw,
+    )
+
+
+def _alias(raw, data):
+    """One alias object, checked as Nova's schema (nova/pci/request.py)."""
+    if not isinstance(data, dict):
+        raise _alias_error(raw, "an alias is a JSON object with a name")
+    unknown = sorted(set(data) - set(_ALIAS_KEYS))
+    if unknown:
+        raise _alias_error(
+            raw, f"unknown key(s) {unknown}; valid: {', '.join(_ALIAS_KEYS)}"
+        )
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise _alias_error(raw, f"{key} {value!r} must be a string")
+    name = data.get("name", "").strip()
+    if not 1 <= len(name) <= 256:
+        raise _alias_error(raw, "name must be 1 to 256 characters")
+    for key in ("vendor_id", "product_id"):
+        if key in data and not _ALIAS_ID.fullmatch(data[key]):
+            raise _alias_error(
+                raw, f"{key} {data[key]!r} must be 4 hex digits, e.g. 10de"
+            )
+    for key, valid in (
+        ("device_type", ALIAS_DEVICE_TYPES),
+        ("numa_policy", POLICIES),
+    ):
+        if key in data and data[key] not in valid:
+            raise _alias_error(
+                raw, f"{key} {data[key]!r} must be one of {', '.join(valid)}"
+            )
+    return PciAliasSpec(
+        name,
+        _hex(data.get("vendor_id")),
+        _hex(data.get("product_id")),
+        data.get("device_type"),
+        data.get("numa_policy"),
+    )
+
+
 def parse_aliases(values):
     """``[pci] alias`` values -> {name: PciAliasSpec}."""
     out = {}
     for raw in values:
-        key = "[pci] alias"
         try:
-            data = json.loads(raw)
+            data = jsonvalue.loads(raw)
         except ValueError as exc:
-            raise ConfigError(
-                f"{key} = {raw!r}: not JSON ({exc})",
-                code="config.pci-alias-invalid",
-                key=key,
-                value=raw,
-            ) from None
-        if not isinstance(data, dict) or not data.get("name"):
-            raise ConfigError(
-                f"{key} = {raw!r}: a JSON object with a name",
-                code="config.pci-alias-invalid",
-                key=key,
-                value=raw,
-            )
-        unknown = sorted(set(data) - set(_ALIAS_KEYS))
-        if unknown:
-            raise ConfigError(
-                f"{key} = {raw!r}: unknown key(s) {unknown}; valid: "
-                f"{', '.join(_ALIAS_KEYS)}",
-                code="config.pci-alias-invalid",
-                key=key,
-                value=raw,
-            )
-        policy = data.get("numa_policy")
-        if policy is not None and policy not in POLICIES:
-            raise ConfigError(
-                f"{key} = {raw!r}: numa_policy {policy!r} must be one of "
-                f"{', '.join(POLICIES)}",
-                code="config.pci-alias-invalid",
-                key=key,
-                value=raw,
-            )
-        spec = PciAliasSpec(
-            data["name"],
-            _hex(data.get("vendor_id")),
-            _hex(data.get("product_id")),
-            data.get("device_type"),
-            policy,
-        )
+            raise _alias_error(raw, f"not JSON ({exc})") from None
+        spec = _alias(raw, data)
         if spec.name in out and out[spec.name] != spec:
-            raise ConfigError(
-                f"{key}: alias {spec.name!r} is defined twice, differently",
-                code="config.pci-alias-invalid",
-                key=key,
-                value=raw,
+            raise _alias_error(
+                raw, f"alias {spec.name!r} is defined twice, differently"
             )
         out[spec.name] = spec
     return out
 
 
 def _hex(value):
-    return None if value is None else str(value).lower().removeprefix("0x")
+    return None if value is None else value.lower()
 
 
 def build_requests(request, aliases):

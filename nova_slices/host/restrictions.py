@@ -78,21 +78,36 @@ def _page_size_kb(raw, entry):
     except ValueError:
         pass
     try:
-        return int(strutils.string_to_bytes(raw, return_int=True) // 1024)
+        size = strutils.string_to_bytes(raw, return_int=True)
     except ValueError:
+        size = None
+    if size is None or size <= 0 or size % 1024:
+        # a size that is not whole KiB would be rounded to a pool size
+        # nobody wrote
         raise ConfigError(
-            f"{PAGES} = {entry}: size {raw!r} is not a size (KiB, or with a "
-            "unit such as 2MB, 1GB)",
+            f"{PAGES} = {entry}: size {raw!r} is not a size (KiB, or a "
+            "whole number of KiB with a unit such as 2MB, 1GB)",
             code="config.reserved-pages-invalid",
             key=PAGES,
-            value=raw,
-        ) from None
+            value=entry,
+        )
+    return size // 1024
 
 
 def _reserved_pages(entries, topology):
     out = {}
     for entry in entries:
         text = ",".join(f"{k}:{v}" for k, v in entry.items())
+        unknown = set(entry) - {"node", "size", "count"}
+        if unknown:
+            raise ConfigError(
+                f"{PAGES} = {text}: unknown key(s) "
+                f"{', '.join(sorted(unknown))}; write node:0,size:2048,"
+                "count:64 (node, size and count only)",
+                code="config.reserved-pages-invalid",
+                key=PAGES,
+                value=text,
+            )
         missing = {"node", "size", "count"} - set(entry)
         if missing:
             raise ConfigError(
@@ -135,6 +150,15 @@ def _reserved_pages(entries, topology):
                 f"{PAGES} = {text}: cell {node} has {pool.total} pages of "
                 f"{size} KiB; reserve between 0 and {pool.total}",
                 code="config.reserved-pages-too-many",
+                key=PAGES,
+                value=text,
+            )
+        if (node, size) in out:
+            raise ConfigError(
+                f"{PAGES} = {text}: cell {node} and {size} KiB pages are "
+                "already reserved by another value; give each cell and "
+                "size once",
+                code="config.reserved-pages-duplicate",
                 key=PAGES,
                 value=text,
             )

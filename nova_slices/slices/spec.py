@@ -14,13 +14,14 @@ import json
 import os
 import re
 
+from nova_slices.conf import jsonvalue
+from nova_slices.conf.names import custom_class_problem
 from nova_slices.errors import ConfigError
 
 OPTION = "[libvirt] slice_spec"
 FIELDS = ("name", "resource_class", "template_file", "conflict_parent")
 REQUIRED = ("name", "resource_class", "template_file")
-RESOURCE_CLASS_RE = re.compile(r"^CUSTOM_[A-Z0-9_]+$")
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 # key: an identifier with optional (possibly unbalanced) quotes around it;
 # separator ``=`` or ``:``; value: a quoted string or a bare token.
@@ -86,8 +87,10 @@ def parse_pairs(raw):
     if not (text.startswith("{") and text.endswith("}")):
         raise _error(raw, "a slice spec is an object in braces {...}")
     try:
-        value = json.loads(text)
+        value = jsonvalue.loads(text)
     except ValueError:
+        # not JSON, or JSON with a key twice, which the relaxed reader
+        # refuses by name
         value = _parse_relaxed(raw, text[1:-1].strip())
     if not isinstance(value, dict):
         raise _error(raw, "a slice spec is an object in braces {...}")
@@ -118,18 +121,19 @@ def parse_slice_spec(raw, template_dir):
                 raw, f"{key} must be a string, not {json.dumps(value)}"
             )
     name = pairs["name"]
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise _error(
             raw,
             f"name {name!r} must be 1-64 letters, digits, '_', '-' or '.'",
             code="config.slice-name-invalid",
         )
     rc = pairs["resource_class"]
-    if not RESOURCE_CLASS_RE.match(rc):
+    why = custom_class_problem(rc)
+    if why:
         raise _error(
             raw,
-            f"resource_class {rc!r} must match CUSTOM_[A-Z0-9_]+ "
-            "(a custom Placement resource class)",
+            f"resource_class {rc!r} {why}: a slice is a custom Placement "
+            "resource class",
             code="config.slice-resource-class-invalid",
         )
     template = pairs["template_file"]

@@ -3,7 +3,7 @@
 import pytest
 
 from nova_slices.cmd.runtime import load_conf
-from nova_slices.devices.mdev_config import resolve_mdev_types
+from nova_slices.devices.mdev_config import resolve_mdev_types, resource_class
 from nova_slices.errors import ConfigError
 from nova_slices.host.devices import HostDevices, MdevType, PciDevice
 
@@ -154,3 +154,78 @@ def test_max_instances_must_be_positive(tmp_path):
     with pytest.raises(ConfigError) as info:
         resolve_mdev_types(load_conf([path]), DEVICES)
     assert "max_instances" in info.value.message
+
+
+LONG = "CUSTOM_" + "X" * 300
+
+
+# (mdev_class value, code, words of the message besides key and value)
+@pytest.mark.parametrize(
+    "value,code,words",
+    [
+        ("MEMORY_MB", "config.mdev-class-standard", "VGPU or a custom"),
+        ("PCPU", "config.mdev-class-standard", "standard resource class"),
+        ("CUSTOM_GPU\n", "config.mdev-class-invalid", "must match"),
+        ("gpu large", "config.mdev-class-invalid", "'CUSTOM_GPU LARGE'"),
+        (LONG, "config.mdev-class-invalid", "at most 255"),
+    ],
+    ids=["MEMORY_MB", "PCPU", "newline", "space", "long"],
+)
+def test_mdev_class_placement_would_refuse(value, code, words):
+    with pytest.raises(ConfigError) as info:
+        resource_class("nvidia-35", value)
+    err = info.value
+    key = "[mdev_nvidia-35] mdev_class"
+    assert (err.code, err.key, err.value) == (code, key, value)
+    assert err.message.startswith(f"{key} = {value!r}")
+    assert words in err.message
+
+
+# legacy names next to current ones: one would be ignored, so refused
+# (config text, code, key, value)
+LEGACY = [
+    (
+        "[devices]\nenabled_mdev_types = nvidia-35\n"
+        "[mdev_nvidia-35]\ndevice_addresses = 0000:84:00.0\n"
+        "[vgpu_nvidia-35]\ndevice_addresses = 0000:85:00.0\n",
+        "config.legacy-group-conflict",
+        "[mdev_nvidia-35]",
+        "[vgpu_nvidia-35]",
+    ),
+    (
+        "[devices]\nenabled_vgpu_types = nvidia-35\n"
+        "[vgpu_nvidia-35]\nmax_instances = 2\n"
+        "[mdev_nvidia-35]\nmdev_class = CUSTOM_A\n",
+        "config.legacy-group-conflict",
+        "[mdev_nvidia-35]",
+        "[vgpu_nvidia-35]",
+    ),
+    (
+        "[devices]\nenabled_mdev_types = nvidia-35\n"
+        "enabled_vgpu_types = nvidia-36\n",
+        "config.legacy-option-conflict",
+        "[devices] enabled_mdev_types",
+        "nvidia-36",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "text,code,key,value", LEGACY, ids=["groups", "groups-legacy", "types"]
+)
+def test_legacy_and_new_names_both_set(tmp_path, text, code, key, value):
+    with pytest.raises(ConfigError) as info:
+        resolve(tmp_path, text)
+    err = info.value
+    assert (err.code, err.key, err.value) == (code, key, value)
+    assert key.split()[0] in err.message and value in err.message
+
+
+def test_legacy_types_that_agree_are_one_list(tmp_path):
+    got = resolve(
+        tmp_path,
+        "[devices]\nenabled_mdev_types = nvidia-35, nvidia-36\n"
+        "enabled_vgpu_types = nvidia-35,nvidia-36\n"
+        "[mdev_nvidia-35]\ndevice_addresses = 0000:84:00.0\n",
+    )
+    assert [t.type for t in got] == ["nvidia-35", "nvidia-36"]

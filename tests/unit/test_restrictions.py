@@ -100,6 +100,33 @@ BAD = [
         "integers",
     ),
     (
+        "[DEFAULT]\nreserved_huge_pages = node:0,size:2048,count:1,"
+        "pagesize:4\n",
+        "config.reserved-pages-invalid",
+        "unknown key(s) pagesize",
+    ),
+    (
+        "[DEFAULT]\nreserved_huge_pages = node:0,size:2048,count:1\n"
+        "reserved_huge_pages = node:0,size:2MB,count:8\n",
+        "config.reserved-pages-duplicate",
+        "node:0,size:2MB,count:8: cell 0 and 2048 KiB",
+    ),
+    (
+        "[DEFAULT]\nreserved_huge_pages = node:0,size:1536B,count:1\n",
+        "config.reserved-pages-invalid",
+        "size '1536B'",
+    ),
+    (
+        "[DEFAULT]\nreserved_huge_pages = node:0,size:-2MB,count:1\n",
+        "config.reserved-pages-invalid",
+        "size '-2MB'",
+    ),
+    (
+        "[DEFAULT]\nreserved_huge_pages = node:0,size:2048,count:-1\n",
+        "config.reserved-pages-too-many",
+        "count:-1",
+    ),
+    (
         "[DEFAULT]\nreserved_host_memory_mb = 999999\n",
         "config.reserved-memory-too-large",
         "10240 MiB",
@@ -112,4 +139,5 @@ def test_bad_restrictions(tmp_path, text, code, words):
     with pytest.raises(ConfigError) as info:
         load_restrictions(conf_with(tmp_path, text), topo())
     assert info.value.code == code
+    assert info.value.key in info.value.message
     assert words in info.value.message

@@ -110,6 +110,32 @@ BAD_SPECS = [
         ["name must be a string"],
     ),
     ("[1, 2]", "config.slice-spec-malformed", ["object in braces"]),
+    # names Placement would refuse, and a name with a stray newline
+    (
+        '{"name": "1_1", "resource_class": "CUSTOM_A\\n", '
+        '"template_file": "t"}',
+        "config.slice-resource-class-invalid",
+        ["'CUSTOM_A\\n'", "CUSTOM_[A-Z0-9_]+"],
+    ),
+    (
+        '{"name": "1_1", "resource_class": "CUSTOM_%s", "template_file": "t"}'
+        % ("A" * 300),
+        "config.slice-resource-class-invalid",
+        ["307 characters", "at most 255"],
+    ),
+    (
+        '{"name": "1_1\\n", "resource_class": "CUSTOM_A", '
+        '"template_file": "t"}',
+        "config.slice-name-invalid",
+        ["'1_1\\n'"],
+    ),
+    # JSON would keep the last of two equal keys
+    (
+        '{"name": "1_1", "name": "1_2", "resource_class": "CUSTOM_A", '
+        '"template_file": "t"}',
+        "config.slice-spec-malformed",
+        ["'name' appears twice"],
+    ),
 ]
 
 
