@@ -49,55 +49,21 @@ def load_conf(config_files=(), config_dirs=(), overrides=None):
                 key="--config-file",
                 value=path,
             )
-        _check_text(path)
         args += ["--config-file", path]
     for path in config_dirs:
         args += ["--config-dir", path]
     defaults = (
         None if (config_files or config_dirs) else (default_config_files())
     )
-    for path in defaults or ():
-        _check_text(path)
     try:
         conf = conf_mod.make_conf(args, default_config_files=defaults)
     except cfg.Error as exc:
         raise ConfigError(
             f"configuration error: {exc}", code="config.invalid"
         ) from None
-    except UnicodeDecodeError:
-        # a file of a --config-dir (the files named above were checked)
-        raise ConfigError(
-            f"--config-dir {', '.join(map(str, config_dirs))}: a file in it "
-            "is not UTF-8 text; a configuration file is an INI file in UTF-8",
-            code="config.file-not-text",
-            key="--config-dir",
-            value=", ".join(map(str, config_dirs)),
-        ) from None
     for (group, name), value in (overrides or {}).items():
         conf.set_override(name, value, group=group)
     return conf
-
-
-def _check_text(path):
-    """oslo.config reads files as UTF-8 and lets a decode error through."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            f.read()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"configuration file {path}: not UTF-8 text (byte {exc.start}): "
-            "a configuration file is an INI file in UTF-8",
-            code="config.file-not-text",
-            key="--config-file",
-            value=path,
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"configuration file {path}: cannot read: {exc.strerror}",
-            code="config.file-unreadable",
-            key="--config-file",
-            value=path,
-        ) from None
 
 
 def check_state_path(conf):

@@ -349,9 +349,9 @@ ROWS = [
         ("topology",),
         2,
         "config.file-not-text",
-        "--config-file",
+        None,
         "{tmp}/n.conf",
-        "UTF-8",
+        "utf-8",
     ),
     config_row(
         "keystone-placement-no-uri-topology",
