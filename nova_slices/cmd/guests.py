@@ -1,4 +1,4 @@
-"""Commands about guests: spawn, destroy, list, usage, mdevs."""
+"""Commands about guests: spawn, destroy, release, list, usage, mdevs."""
 
 import uuid as uuidlib
 
@@ -9,6 +9,7 @@ from nova_slices.cmd.render import (
     slice_guest_table,
     usage_table,
 )
+from nova_slices.compute import repair
 from nova_slices.errors import (
     ConfigError,
     NoCandidates,
@@ -92,6 +93,7 @@ def spawn(args, rt):
             key="--slice-class",
         )
     rt.driver.update_provider_tree()
+    repair.repair(rt.driver)
     try:
         view = rt.driver.spawn(
             args.name,
@@ -151,6 +153,7 @@ def _spawn_dynamic(args, rt, interfaces):
             )
     driver = rt.driver
     driver.update_provider_tree()
+    repair.repair(driver)
     extra_specs = dict(args.extra_spec)
     image_props = dict(args.image_property)
     disk_gb = 1 if args.disk_gb is None else args.disk_gb
@@ -222,6 +225,7 @@ def _mac(name, index):
 
 
 def destroy(args, rt):
+    repair.repair(rt.driver)
     record = rt.driver.destroy(args.name)
     if args.format == "json":
         emit_json(
@@ -244,6 +248,26 @@ def destroy(args, rt):
         print(
             f"destroyed {args.name}"
             + (f"; released {', '.join(freed)}" if freed else "")
+        )
+    return 0
+
+
+def release(args, rt):
+    """Delete one consumer's allocation here (see compute.repair)."""
+    repair.repair(rt.driver)
+    done = repair.release_consumer(rt.driver, args.consumer, args.force)
+    if args.format == "json":
+        emit_json(done)
+        return 0
+    held = "; ".join(
+        f"{rp}: {dict(sorted(res.items()))}"
+        for rp, res in sorted(done["allocations"].items())
+    )
+    print(f"released consumer {done['consumer']}: {held}")
+    if done["guest"]:
+        print(
+            f"guest {done['guest']} still runs without an allocation; the "
+            "next sync claims its share again"
         )
     return 0
 

@@ -306,6 +306,22 @@ def build_parser():
     p.set_defaults(func=guests.destroy)
 
     p = sub.add_parser(
+        "release",
+        help="delete one consumer's allocation on this host's providers "
+        "(an allocation without a guest); refused while a guest here uses "
+        "it, unless --force",
+    )
+    p.add_argument("consumer", metavar="CONSUMER_UUID")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="release it even though a guest here still uses it (the next "
+        "sync claims the guest's exact share again)",
+    )
+    _add_format(p)
+    p.set_defaults(func=guests.release)
+
+    p = sub.add_parser(
         "list",
         help="guests, their slices and allocations, "
         "and any disagreement between libvirt and Placement",

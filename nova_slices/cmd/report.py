@@ -2,12 +2,15 @@
 
 from nova_slices.cmd.output import emit_json
 from nova_slices.cmd.render import render_providers
+from nova_slices.compute import repair
 from nova_slices.slices import encoding
 from nova_slices.slices.tree import load_tree
 
 
 def sync(args, rt):
     result = rt.driver.update_provider_tree()
+    writes = rt.client.writes()
+    repairs = repair.repair(rt.driver)
     if args.format == "json":
         emit_json(
             {
@@ -16,7 +19,8 @@ def sync(args, rt):
                 "deleted": result.deleted,
                 "kept": result.kept,
                 "warnings": result.warnings,
-                "placement_writes": rt.client.writes(),
+                "placement_writes": writes,
+                "repairs": repairs.to_dict(),
             }
         )
         return 0
@@ -30,6 +34,17 @@ def sync(args, rt):
             print(f"{label}: {', '.join(names)}")
     if not result.changed:
         print("provider tree already up to date (no write)")
+    for r in repairs.released:
+        print(f"released consumer {r['consumer']}: {r['reason']}")
+    for r in repairs.reclaimed:
+        print(f"claimed guest {r['name']}'s allocation again")
+    for r in repairs.not_reclaimed:
+        print(
+            f"warning: guest {r['name']} holds no allocation and it cannot "
+            f"be claimed again: {r['reason']}"
+        )
+    for r in repairs.kept:
+        print(f"kept consumer {r['consumer']} without a guest: {r['reason']}")
     return 0
 
 

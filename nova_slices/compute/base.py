@@ -19,15 +19,28 @@ import logging
 
 from lxml import etree
 
+from nova_slices import faults
 from nova_slices.compute.guests import GuestView
-from nova_slices.compute.reconcile import GuestState, reconcile
+from nova_slices.compute.journal import Journal
+from nova_slices.compute.reconcile import (
+    GuestState,
+    reconcile,
+    unreadable_message,
+    unreadable_problems,
+)
 from nova_slices.devices.manager import DeviceManager
 from nova_slices.devices.mdev_backend import SysfsMdevBackend
 from nova_slices.devices.mdev_config import resolve_mdev_types
 from nova_slices.devices.pci_spec import assignable, parse_device_specs
 from nova_slices.devices.providers import mdev_providers, pci_providers
 from nova_slices.devices.registry import MdevRegistry
-from nova_slices.errors import ConfigError, GuestError, NoCandidates
+from nova_slices.errors import (
+    ConfigError,
+    GuestError,
+    HostError,
+    NoCandidates,
+    PlacementError,
+)
 from nova_slices.host.restrictions import load_restrictions
 from nova_slices.placement import claims
 from nova_slices.placement.client import expect
@@ -85,6 +98,8 @@ class HostDriver(abc.ABC):
             self._root_inventories(),
         )
         self._sync = sync
+        #: spawns and destroys in progress (see compute.journal)
+        self.journal = Journal(conf.state_path)
 
     def _root_inventories(self):
         """The compute node's own inventories ({} on a slice host)."""
@@ -149,6 +164,7 @@ class HostDriver(abc.ABC):
 
     def check_name_free(self, name):
         """No guest of this host has ``name`` (libvirt's names are unique)."""
+        self.refuse_unreadable(name)
         if self.host.lookup(name) is not None:
             raise GuestError(
                 f"a guest named {name!r} already exists on this host",
@@ -157,15 +173,48 @@ class HostDriver(abc.ABC):
                 value=name,
             )
 
+    def refuse_unreadable(self, name):
+        """A guest whose persisted file is unreadable cannot be used, and
+        its name not taken again (that would overwrite the file)."""
+        broken = self.host.unreadable.get(name)
+        if broken is not None:
+            raise HostError(
+                f"a guest named {name!r} exists but cannot be used: "
+                + unreadable_message(broken),
+                code="host.domain-unreadable",
+                key=broken.path,
+                value=name,
+            ).with_status(1)
+
     @contextlib.contextmanager
-    def releasing_on_failure(self, instance_uuid):
-        """Any failure inside deletes the instance's allocation: a guest
-        that was not defined holds nothing in Placement."""
-        try:
-            yield
-        except BaseException:
-            claims.release(self.client, instance_uuid)
-            raise
+    def journalled_claim(self, instance_uuid, name, claim):
+        """Claim (``claim()``, yielding its result) and run the block as
+        one spawn in the journal: any failure inside deletes the
+        instance's allocation (a guest that was not defined holds nothing
+        in Placement), and a spawn killed before it finished leaves its
+        entry for the reconciler to release.
+        """
+        with self.journal.entry("spawn", instance_uuid, name) as entry:
+            try:
+                result = claim()
+            except (NoCandidates, PlacementError) as exc:
+                # Placement said no: nothing was written.  Anything else
+                # (an answer lost on the way) leaves the entry to the
+                # reconciler, which releases whatever was written
+                if (
+                    isinstance(exc, NoCandidates)
+                    or exc.code == "placement.claim-conflict"
+                ):
+                    entry.done()
+                raise
+            faults.after("claim")
+            try:
+                yield result
+            except BaseException:
+                claims.release(self.client, instance_uuid)
+                entry.done()
+                raise
+            entry.done()
 
     def finish_domain(self, domain, record, refuse, mdev_uuids=None):
         """A rendered domain made ready to define: our record injected
@@ -244,22 +293,11 @@ class HostDriver(abc.ABC):
         (:func:`nova_slices.compute.reconcile.reconcile`)."""
         by_consumer = self.allocations_by_consumer()
         views, states = [], []
-        for dom, element, record in self.domains():
-            held = domain_holdings(element)
-            if record is None:
-                states.append(GuestState(dom.name(), held))
-                continue
-            allocations = by_consumer.get(record.instance_uuid, {})
-            views.append(self.guest_view(dom, record, allocations))
-            states.append(
-                GuestState(
-                    record.name,
-                    self.holdings(record, held),
-                    record.instance_uuid,
-                    self.expected_allocation(record),
-                    self.where(record),
-                )
-            )
+        for dom, record, state in self.guest_states():
+            if record is not None:
+                allocations = by_consumer.get(record.instance_uuid, {})
+                views.append(self.guest_view(dom, record, allocations))
+            states.append(state)
         names = {p.uuid: p.name for p in self.providers.providers}
         problems = reconcile(
             states,
@@ -269,7 +307,48 @@ class HostDriver(abc.ABC):
             names,
         )
         views.sort(key=lambda v: v.name)
-        return views, list(problems)
+        return views, unreadable_problems(
+            self.host.unreadable.values()
+        ) + list(problems)
+
+    def guest_states(self):
+        """(domain, GuestRecord or None, GuestState) of every domain."""
+        out = []
+        for dom, element, record in self.domains():
+            held = domain_holdings(element)
+            if record is None:
+                out.append((dom, None, GuestState(dom.name(), held)))
+                continue
+            out.append(
+                (
+                    dom,
+                    record,
+                    GuestState(
+                        record.name,
+                        self.holdings(record, held),
+                        record.instance_uuid,
+                        self.expected_allocation(record),
+                        self.where(record),
+                    ),
+                )
+            )
+        return out
+
+    def full_allocation(self, record):
+        """Everything a guest's allocation held when it was claimed: its
+        expected share plus its bound devices' (to claim it again)."""
+        out = {
+            rp: dict(res)
+            for rp, res in self.expected_allocation(record).items()
+        }
+        if self.devices is not None:
+            for rp, res in self.devices.allocation_of(
+                record.pci, record.mdevs
+            ).items():
+                mine = out.setdefault(rp, {})
+                for rc, n in res.items():
+                    mine[rc] = mine.get(rc, 0) + n
+        return out
 
     # what each strategy says about its guests
     def holdings(self, record, from_xml):
@@ -296,20 +375,37 @@ class HostDriver(abc.ABC):
         return allocations
 
     def destroy(self, name):
-        """Stop and undefine a guest, then delete its allocations."""
-        with self.host.lock():
-            dom = self.host.lookup(name)
-            if dom is None:
-                raise GuestError(
-                    f"no guest named {name!r} on this host",
-                    code="guest.not-found",
-                    key="name",
-                    value=name,
+        """Stop and undefine a guest, then delete its allocations.
+
+        Journalled from before the undefine until after the release, so
+        a destroy killed in between leaves its allocation to the
+        reconciler."""
+        with contextlib.ExitStack() as stack:
+            with self.host.lock():
+                dom = self.host.lookup(name)
+                if dom is None:
+                    self.refuse_unreadable(name)
+                    raise GuestError(
+                        f"no guest named {name!r} on this host",
+                        code="guest.not-found",
+                        key="name",
+                        value=name,
+                    )
+                record = metadata.read(dom.XMLDesc(0))
+                consumer = record.instance_uuid if record else None
+                entry = (
+                    stack.enter_context(
+                        self.journal.entry("destroy", consumer, name)
+                    )
+                    if consumer
+                    else None
                 )
-            record = metadata.read(dom.XMLDesc(0))
-            self.host.undefine(dom)
-        if record and record.instance_uuid:
-            claims.release(self.client, record.instance_uuid)
+                self.host.undefine(dom)
+            faults.after("undefine")
+            if entry is not None:
+                claims.release(self.client, consumer)
+                faults.after("release")
+                entry.done()
         return record
 
     def provider_views(self):

@@ -14,13 +14,15 @@ the same pCPU, page or device as free:
 5. devices are bound (mdevs created), the domain XML generated,
    validated against libvirt's schema and the host, defined and started.
 
-Any failure after step 4 deletes the allocation.
+Any failure after step 4 deletes the allocation; a spawn killed after it
+leaves the allocation to the reconciler (:mod:`nova_slices.compute.journal`).
 """
 
 import dataclasses
 import logging
 import uuid as uuidlib
 
+from nova_slices import faults
 from nova_slices.compute.base import HostDriver
 from nova_slices.compute.guests import CLI_OWNER, GuestView, devices_view
 from nova_slices.compute.inventory import Ratios, root_inventories
@@ -145,21 +147,25 @@ class DynamicDriver(HostDriver):
                 if self.devices
                 else {}
             )
-            allocations = claim_flavor(
-                self.client,
-                flavor,
-                self.providers.root.uuid,
+            with self.journalled_claim(
                 instance_uuid,
-                owner.project_id,
-                owner.user_id,
-                extra=chosen,
-                nearness=self._nearness(placement),
-                retries=self.conf.placement.claim_retries,
-            )
-            with self.releasing_on_failure(instance_uuid):
+                name,
+                lambda: claim_flavor(
+                    self.client,
+                    flavor,
+                    self.providers.root.uuid,
+                    instance_uuid,
+                    owner.project_id,
+                    owner.user_id,
+                    extra=chosen,
+                    nearness=self._nearness(placement),
+                    retries=self.conf.placement.claim_retries,
+                ),
+            ) as allocations:
                 binding = self._bind(
                     allocations, chosen, placement, instance_uuid
                 )
+                faults.after("bind")
                 xml = self.render(
                     GuestSpec(
                         name,

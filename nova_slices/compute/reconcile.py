@@ -10,7 +10,12 @@ fixes nothing, so an operator (``nova-slices list``) or a periodic task
 decides what to do.  Both kinds of host use it: the strategies only say
 what each guest holds and which allocation it should have.
 
-Pure: values in, a tuple of Discrepancy out.
+:func:`plan_repairs` decides the few repairs that are safe to make
+without an operator (allocations of spawns and destroys that died
+half-way, guests that lost their allocation); the driver carries them
+out (:mod:`nova_slices.compute.repair`).
+
+Pure: values in, Discrepancies or a RepairPlan out.
 """
 
 import dataclasses
@@ -233,3 +238,151 @@ def _page_problems(guests, topology, restrictions):
                 )
             )
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class RepairPlan:
+    """What to do about allocations without a guest and guests without
+    an allocation; every tuple holds (consumer, why) pairs unless said."""
+
+    #: delete these allocations
+    release: tuple = ()
+    #: allocations without a guest left alone, and why
+    keep: tuple = ()
+    #: those of ``keep`` whose spawn or destroy is in progress (normal
+    #: while other commands run; the rest deserve a warning)
+    busy: frozenset = frozenset()
+    #: GuestStates whose allocation should be claimed again
+    reclaim: tuple = ()
+    #: consumers whose finished journal entries can go
+    forget: tuple = ()
+    #: {consumer: first seen} of allocations no entry explains
+    seen: dict = dataclasses.field(default_factory=dict)
+
+
+def _ago(seconds):
+    return f"{int(max(seconds, 0))} s ago"
+
+
+def plan_repairs(
+    guests, allocations, intents, seen, now, grace, unreadable=()
+):
+    """The repairs the reconciler may make on its own.
+
+    ``guests`` are GuestStates, ``allocations`` {consumer: {provider:
+    {class: amount}}} over this host's providers, ``intents`` the journal
+    entries (:class:`nova_slices.compute.journal.Intent`), ``seen``
+    {consumer: epoch seconds} when an allocation no entry explains was
+    first seen, ``unreadable`` the persisted domains that could not be
+    defined (``name``, ``path``, ``instance_uuid`` or None).
+
+    An allocation without a guest is released when the spawn or destroy
+    that wrote it is dead (its entry is not locked), or when no entry
+    explains it and it was first seen ``grace`` seconds ago or more;
+    never while an entry's process holds it, and never while it may
+    belong to a domain whose file is unreadable.  A guest without an
+    allocation is claimed again (where it still fits).
+    """
+    ours = {g.instance_uuid for g in guests if g.instance_uuid}
+    by_consumer = {i.consumer: i for i in intents}
+    unknown = [u for u in unreadable if not u.instance_uuid]
+    claimed = {u.instance_uuid: u for u in unreadable if u.instance_uuid}
+    release, keep, new_seen = [], [], {}
+    for consumer in sorted(allocations):
+        if consumer in ours:
+            continue
+        intent = by_consumer.get(consumer)
+        broken = claimed.get(consumer) or (unknown[0] if unknown else None)
+        if intent is not None and intent.live:
+            keep.append(
+                (
+                    consumer,
+                    f"a {intent.op} of {intent.name} is in progress "
+                    f"(process {intent.pid}, started "
+                    f"{_ago(now - intent.started_at)})",
+                )
+            )
+        elif broken is not None:
+            keep.append(
+                (
+                    consumer,
+                    f"it may belong to guest {broken.name}, whose domain "
+                    f"file {broken.path} is unreadable",
+                )
+            )
+        elif intent is not None:
+            release.append(
+                (
+                    consumer,
+                    f"the {intent.op} of {intent.name} started "
+                    f"{_ago(now - intent.started_at)} died before it "
+                    "finished (its process is gone)",
+                )
+            )
+        else:
+            first = seen.get(consumer, now)
+            new_seen[consumer] = first
+            if now - first >= grace:
+                release.append(
+                    (
+                        consumer,
+                        "no guest, and no spawn or destroy in progress, "
+                        f"since it was first seen {_ago(now - first)} "
+                        f"(grace {grace} s)",
+                    )
+                )
+                del new_seen[consumer]
+            else:
+                keep.append(
+                    (
+                        consumer,
+                        "no guest since it was first seen "
+                        f"{_ago(now - first)}; released once {grace} s "
+                        "have passed",
+                    )
+                )
+    kept = {c for c, _ in keep}
+    live = {i.consumer for i in intents if i.live}
+    reclaim = tuple(
+        g
+        for g in sorted(guests, key=lambda g: g.name)
+        if g.instance_uuid
+        and not allocations.get(g.instance_uuid)
+        and g.instance_uuid not in live
+        and g.expected
+    )
+    forget = tuple(
+        i.consumer for i in intents if not i.live and i.consumer not in kept
+    )
+    busy = frozenset(c for c in kept if c in live)
+    return RepairPlan(
+        tuple(release), tuple(keep), busy, reclaim, forget, new_seen
+    )
+
+
+def unreadable_problems(unreadable):
+    """A Discrepancy for every persisted domain that could not be
+    defined, saying how to repair it."""
+    return [
+        Discrepancy(
+            "host.domain-unreadable",
+            unreadable_message(u),
+            u.instance_uuid or "",
+            u.name,
+        )
+        for u in sorted(unreadable, key=lambda u: u.name)
+    ]
+
+
+def unreadable_message(u):
+    release = (
+        f" and release its allocation (nova-slices release {u.instance_uuid})"
+        if u.instance_uuid
+        else ""
+    )
+    return (
+        f"persisted domain file {u.path} cannot be defined ({u.reason}); "
+        f"guest {u.name} is left out and every other guest is usable. "
+        "Repair: restore the file from a backup, or move it aside "
+        f"(mv {u.path} {u.path}.broken){release}"
+    )

@@ -12,6 +12,7 @@ import uuid as uuidlib
 
 from lxml import etree
 
+from nova_slices import faults
 from nova_slices.compute.base import HostDriver
 from nova_slices.compute.guests import CLI_OWNER, GuestView, devices_view
 from nova_slices.errors import NovaSlicesError, TemplateError
@@ -64,25 +65,29 @@ class SliceDriver(HostDriver):
         The claim is one Placement allocation; binding, rendering and
         defining happen under the host lock, so a device seen free is
         still free when the domain holding it is defined.  Any failure
-        releases the allocation.
+        releases the allocation; a spawn killed half-way leaves it to the
+        reconciler (:mod:`nova_slices.compute.journal`).
         """
         instance_uuid = instance_uuid or str(uuidlib.uuid4())
         self.check_name(name)
         self.check_name_free(name)
         device_groups = self.device_groups(resource_class, extra_specs)
         self.check_offered(device_groups)
-        claim = claims.claim_slice(
-            self.client,
-            self.tree,
-            self.providers,
-            resource_class,
+        with self.journalled_claim(
             instance_uuid,
-            owner.project_id,
-            owner.user_id,
-            retries=self.conf.placement.claim_retries,
-            devices=device_groups,
-        )
-        with self.releasing_on_failure(instance_uuid):
+            name,
+            lambda: claims.claim_slice(
+                self.client,
+                self.tree,
+                self.providers,
+                resource_class,
+                instance_uuid,
+                owner.project_id,
+                owner.user_id,
+                retries=self.conf.placement.claim_retries,
+                devices=device_groups,
+            ),
+        ) as claim:
             slice_name = encoding.slice_from_allocation(
                 self.tree,
                 claim.allocations,
@@ -97,6 +102,7 @@ class SliceDriver(HostDriver):
                     if self.devices
                     else None
                 )
+                faults.after("bind")
                 xml = self.render(
                     name,
                     instance_uuid,

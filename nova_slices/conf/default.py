@@ -22,6 +22,18 @@ default_opts = [
         "keeps across processes, as libvirtd keeps its own config "
         "directory.",
     ),
+    cfg.IntOpt(
+        "orphan_allocation_grace_seconds",
+        default=300,
+        min=0,
+        help="How long an allocation on this host's providers may stay "
+        "without a guest, when no spawn or destroy journal entry explains "
+        "it, before `nova-slices sync`, `spawn`, `destroy` or `release` "
+        "deletes it. Allocations of a spawn or destroy whose process died "
+        "are released at once, and those of one still in progress never; "
+        "this grace only covers allocations of unknown origin, counted "
+        "from when this host first saw them.",
+    ),
     cfg.StrOpt(
         "host",
         help="Name of this compute host as Placement knows it (the root "

@@ -10,9 +10,11 @@ Callers hold the host lock from :meth:`DeviceManager.bind` until the
 domain is defined, so two spawns never see the same device as free.
 """
 
+import contextlib
 import dataclasses
 import logging
 
+from nova_slices import faults
 from nova_slices.devices.binding import (
     BindingError,
     DeviceBinding,
@@ -91,6 +93,30 @@ class DeviceManager:
             mine[rc] = mine.get(rc, 0) + 1
         return out
 
+    def allocation_of(self, pci, mdevs):
+        """{provider: {class: amount}} that bound devices stand for: PCI
+        addresses and (uuid, type, parent) mdevs, as a guest records
+        them.  Devices no provider counts (a slice template's own) are
+        left out."""
+        out = {}
+        for address in pci:
+            with contextlib.suppress(BindingError):
+                rp, rc = self.provider_of(address)
+                mine = out.setdefault(rp, {})
+                mine[rc] = mine.get(rc, 0) + 1
+        for _, mdev_type, parent in mdevs:
+            for rp, info in self.index.items():
+                if (
+                    info.kind == "mdev"
+                    and info.address == parent
+                    and info.mdev_type == mdev_type
+                ):
+                    mine = out.setdefault(rp, {})
+                    mine[info.resource_class] = (
+                        mine.get(info.resource_class, 0) + 1
+                    )
+        return out
+
     def numa_node_of_provider(self, rp):
         """The NUMA node of a device provider's device (None: unknown)."""
         info = self.index.get(rp)
@@ -142,6 +168,7 @@ class DeviceManager:
                     value=parent,
                 )
             self.backend.create(parent, mdev_type, uuid)
+            faults.after("mdev")
             self.registry.add(uuid, mdev_type, parent, instance_uuid)
             LOG.info(
                 "created mdev %s (%s on %s) for %s",

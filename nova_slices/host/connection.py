@@ -10,19 +10,24 @@ both are handled here and nowhere else:
   persist the XML of every domain we define under ``[DEFAULT] state_path``
   and define it again when the connection opens, as libvirtd does with its
   config directory.  Several processes may act at once, so each mutation
-  runs under a file lock and re-reads the persisted domains first.
+  runs under a file lock and re-reads the persisted domains first.  A
+  persisted file that cannot be defined again (truncated, hand-edited)
+  leaves out that one guest, named in :attr:`Host.unreadable` with its
+  file, and never the others.
 """
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
+import re
 import threading
 
 import libvirt
 from oslo_config import cfg
 
-from nova_slices import data
+from nova_slices import data, faults
 from nova_slices.errors import ConfigError, HostError
 from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.devices import parse_node_devices
@@ -33,6 +38,23 @@ LOG = logging.getLogger(__name__)
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 _RUNNING_SUFFIX = ".running"
+_UUID = re.compile(r"<uuid>\s*([0-9a-fA-F-]{32,36})\s*</uuid>")
+
+
+@dataclasses.dataclass(frozen=True)
+class UnreadableDomain:
+    """A persisted domain file that libvirt could not define again."""
+
+    name: str
+    path: str
+    reason: str
+    #: its domain uuid (our instance uuid) if that part of it survived
+    instance_uuid: str | None = None
+
+
+def _uuid_in(text):
+    match = _UUID.search(text or "")
+    return match.group(1).lower() if match else None
 
 
 def chosen(conf, name, group=None):
@@ -114,6 +136,8 @@ class Host:
         self._caps = None
         self._topology = None
         self._devices = None
+        #: {name: UnreadableDomain} of persisted files left out
+        self.unreadable = {}
         if self.test_driver:
             os.makedirs(self.domains_dir, exist_ok=True)
             with self.lock():
@@ -230,33 +254,44 @@ class Host:
                 if dom.isActive():
                     dom.destroy()
                 dom.undefine()
+        unreadable = {}
         for name, path in wanted.items():
             running = os.path.exists(path + _RUNNING_SUFFIX)
             try:
                 dom = self.conn.lookupByName(name)
             except libvirt.libvirtError:
-                dom = self._define_persisted(path)
+                dom = self._define_persisted(name, path, unreadable)
+                if dom is None:
+                    continue
             if running and not dom.isActive():
                 dom.create()
+        self.unreadable = unreadable
 
-    def _define_persisted(self, path):
-        """A persisted domain defined again, or an error naming its file:
-        it is a guest we defined, so it is never silently dropped."""
+    def _define_persisted(self, name, path, unreadable):
+        """Define one persisted domain again; None (and an entry in
+        ``unreadable``) when its file cannot be read or defined."""
+        text = None
         try:
             with open(path, encoding="utf-8") as f:
-                return self.conn.defineXML(f.read())
-        except (OSError, UnicodeDecodeError) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)
+                text = f.read()
+            return self.conn.defineXML(text)
         except libvirt.libvirtError as exc:
-            why = exc.get_error_message().splitlines()[0]
-        raise HostError(
-            f"[DEFAULT] state_path: the persisted domain {path} cannot be "
-            f"defined again ({why}); it records a guest nova-slices "
-            "defined, so it is not dropped: repair or remove it by hand",
-            code="host.persisted-domain-invalid",
-            key="[DEFAULT] state_path",
-            value=path,
-        )
+            reason = exc.get_error_message()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = str(exc)
+        reason = " ".join(reason.split())
+        unreadable[name] = UnreadableDomain(name, path, reason, _uuid_in(text))
+        if name not in self.unreadable:
+            LOG.warning(
+                "persisted domain file %s cannot be defined (%s); guest %s "
+                "is left out, the other guests are usable. Repair: restore "
+                "the file, or move it aside and release its allocation "
+                "(nova-slices release UUID)",
+                path,
+                reason,
+                name,
+            )
+        return None
 
     def _persist(self, dom, running):
         if not self.test_driver:
@@ -265,6 +300,9 @@ class Host:
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            # a crash must never leave a truncated file behind
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
         marker = path + _RUNNING_SUFFIX
         if running:
@@ -305,6 +343,7 @@ class Host:
             ) from None
         try:
             self._persist(dom, running=False)
+            faults.after("define")
             dom.create()
         except libvirt.libvirtError as exc:
             self.undefine(dom)
@@ -314,12 +353,14 @@ class Host:
                 code="guest.start-failed",
             ) from None
         self._persist(dom, running=True)
+        faults.after("start")
         return dom
 
     def undefine(self, dom):
         name = dom.name()
         if dom.isActive():
             dom.destroy()
+        faults.after("stop")
         dom.undefineFlags(
             libvirt.VIR_DOMAIN_UNDEFINE_NVRAM if not self.test_driver else 0
         )

@@ -4,14 +4,23 @@
   row per code, on the shipped gpu8-2s host (224 x 1G pages per cell);
 * holdings read from a rendered slice template and from a dynamic guest's
   record (its floating vCPUs hold nothing);
-* the CPU pools the fitter, the root inventory and the domain XML share.
+* the CPU pools the fitter, the root inventory and the domain XML share;
+* the repairs the reconciler makes on its own, one table row per case.
 """
+
+import dataclasses
 
 import pytest
 from lxml import etree
 
 from nova_slices.compute.inventory import Ratios, root_inventories
-from nova_slices.compute.reconcile import GuestState, reconcile
+from nova_slices.compute.journal import Intent
+from nova_slices.compute.reconcile import (
+    GuestState,
+    plan_repairs,
+    reconcile,
+    unreadable_problems,
+)
 from nova_slices.compute.usage import record_holdings
 from nova_slices.errors import GuestError
 from nova_slices.fit.fitter import fit
@@ -188,6 +197,294 @@ def test_reserved_pages_shrink_the_pool():
 def test_provider_names_replace_uuids_in_messages():
     (found,) = reconcile([], {"ux": ONE}, TOPOLOGY, names={SLICE: "host_1_1"})
     assert "host_1_1" in found.message and SLICE not in found.message
+
+
+# -- repairs -------------------------------------------------------------
+
+NOW = 10_000.0
+GRACE = 300
+
+
+def intent(consumer, live, op="spawn", started=NOW - 5):
+    return Intent(consumer, op, "g", started, 42, live)
+
+
+@dataclasses.dataclass(frozen=True)
+class Broken:
+    name: str
+    path: str
+    reason: str
+    instance_uuid: str | None
+
+
+REPAIRS = [
+    # (id, guests, allocations, intents, seen, unreadable,
+    #  released, kept, reclaimed, forgotten, seen afterwards)
+    (
+        "all agree: nothing to do",
+        [guest("a", "ua", ONE)],
+        {"ua": ONE},
+        [],
+        {},
+        [],
+        [],
+        [],
+        [],
+        [],
+        {},
+    ),
+    (
+        "a spawn died after its claim: released at once",
+        [],
+        {"ux": ONE},
+        [intent("ux", live=False)],
+        {},
+        [],
+        ["ux"],
+        [],
+        [],
+        ["ux"],
+        {},
+    ),
+    (
+        "a destroy died after its undefine: released at once",
+        [],
+        {"ux": ONE},
+        [intent("ux", live=False, op="destroy", started=NOW - 3600)],
+        {},
+        [],
+        ["ux"],
+        [],
+        [],
+        ["ux"],
+        {},
+    ),
+    (
+        "a spawn in progress: never released, however old",
+        [],
+        {"ux": ONE},
+        [intent("ux", live=True, started=NOW - 86400)],
+        {"ux": NOW - 86400},
+        [],
+        [],
+        ["ux"],
+        [],
+        [],
+        {},
+    ),
+    (
+        "a spawn died after its define: its entry goes, nothing else",
+        [guest("a", "ua", ONE)],
+        {"ua": ONE},
+        [intent("ua", live=False)],
+        {},
+        [],
+        [],
+        [],
+        [],
+        ["ua"],
+        {},
+    ),
+    (
+        "a spawn died before its claim: its entry goes",
+        [],
+        {},
+        [intent("ux", live=False)],
+        {},
+        [],
+        [],
+        [],
+        [],
+        ["ux"],
+        {},
+    ),
+    (
+        "unknown origin, first seen now: kept, remembered",
+        [],
+        {"ux": ONE},
+        [],
+        {},
+        [],
+        [],
+        ["ux"],
+        [],
+        [],
+        {"ux": NOW},
+    ),
+    (
+        "unknown origin, inside the grace: kept",
+        [],
+        {"ux": ONE},
+        [],
+        {"ux": NOW - GRACE + 1},
+        [],
+        [],
+        ["ux"],
+        [],
+        [],
+        {"ux": NOW - GRACE + 1},
+    ),
+    (
+        "unknown origin, grace over: released, forgotten",
+        [],
+        {"ux": ONE},
+        [],
+        {"ux": NOW - GRACE, "gone": NOW - 5},
+        [],
+        ["ux"],
+        [],
+        [],
+        [],
+        {},
+    ),
+    (
+        "an unreadable file with that uuid: kept even if dead",
+        [],
+        {"ux": ONE, "uy": ONE},
+        [intent("ux", live=False), intent("uy", live=False)],
+        {},
+        [Broken("b", "/s/b.xml", "truncated", "ux")],
+        ["uy"],
+        ["ux"],
+        [],
+        ["uy"],
+        {},
+    ),
+    (
+        "an unreadable file without a uuid: every orphan kept",
+        [],
+        {"ux": ONE, "uy": ONE},
+        [intent("ux", live=False)],
+        {"uy": NOW - 86400},
+        [Broken("b", "/s/b.xml", "truncated", None)],
+        [],
+        ["ux", "uy"],
+        [],
+        [],
+        {},
+    ),
+    (
+        "a guest without allocation: claimed again",
+        [guest("a", "ua", ONE), guest("b", "ub", ONE)],
+        {"ub": ONE},
+        [],
+        {},
+        [],
+        [],
+        [],
+        ["a"],
+        [],
+        {},
+    ),
+    (
+        "a guest without allocation, spawn entry live: not yet",
+        [guest("a", "ua", ONE)],
+        {},
+        [intent("ua", live=True)],
+        {},
+        [],
+        [],
+        [],
+        [],
+        [],
+        {},
+    ),
+    (
+        "a guest whose allocation is unknown (removed slice): left",
+        [guest("a", "ua", {})],
+        {},
+        [],
+        {},
+        [],
+        [],
+        [],
+        [],
+        [],
+        {},
+    ),
+    (
+        "a domain we did not make: nothing to claim",
+        [guest("other")],
+        {},
+        [],
+        {},
+        [],
+        [],
+        [],
+        [],
+        [],
+        {},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "guests, allocations, intents, seen, unreadable, released, kept, "
+    "reclaimed, forgotten, seen_after",
+    [c[1:] for c in REPAIRS],
+    ids=[c[0] for c in REPAIRS],
+)
+def test_repairs(
+    guests,
+    allocations,
+    intents,
+    seen,
+    unreadable,
+    released,
+    kept,
+    reclaimed,
+    forgotten,
+    seen_after,
+):
+    plan = plan_repairs(
+        guests, allocations, intents, seen, NOW, GRACE, unreadable
+    )
+    assert [c for c, _ in plan.release] == released
+    assert [c for c, _ in plan.keep] == kept
+    live = {i.consumer for i in intents if i.live}
+    assert plan.busy == {c for c in kept if c in live}
+    assert [g.name for g in plan.reclaim] == reclaimed
+    assert list(plan.forget) == forgotten
+    assert plan.seen == seen_after
+    # every decision says why, in words an operator can act on
+    assert all(why for _, why in plan.release + plan.keep)
+
+
+def test_repair_reasons_name_the_operation_and_the_file():
+    plan = plan_repairs(
+        [],
+        {"ux": ONE, "uy": ONE, "uz": ONE},
+        [intent("ux", live=True), intent("uy", live=False, op="destroy")],
+        {},
+        NOW,
+        GRACE,
+        [Broken("b", "/s/b.xml", "truncated", "uz")],
+    )
+    why = dict(plan.keep + plan.release)
+    assert why["ux"] == (
+        "a spawn of g is in progress (process 42, started 5 s ago)"
+    )
+    assert why["uy"] == (
+        "the destroy of g started 5 s ago died before it finished (its "
+        "process is gone)"
+    )
+    assert why["uz"] == (
+        "it may belong to guest b, whose domain file /s/b.xml is unreadable"
+    )
+
+
+def test_an_unreadable_file_is_a_discrepancy_saying_how_to_repair():
+    (found,) = unreadable_problems(
+        [Broken("b", "/s/b.xml", "expected '>'", "ub")]
+    )
+    assert (found.code, found.instance_uuid, found.name) == (
+        "host.domain-unreadable",
+        "ub",
+        "b",
+    )
+    assert "/s/b.xml" in found.message and "expected '>'" in found.message
+    assert "mv /s/b.xml /s/b.xml.broken" in found.message
+    assert "nova-slices release ub" in found.message
 
 
 # -- holdings ------------------------------------------------------------
