@@ -19,13 +19,10 @@ import dataclasses
 import logging
 import time
 
-from oslo_config import cfg
-
 from nova_slices.compute.guests import CLI_OWNER
 from nova_slices.compute.journal import canonical
 from nova_slices.compute.reconcile import plan_repairs
 from nova_slices.errors import (
-    ConfigError,
     GuestError,
     PlacementError,
     RequestError,
@@ -53,7 +50,7 @@ class RepairReport:
 def repair(driver, now=None):
     """Release what dead spawns and destroys left, claim again what
     guests lost; returns a RepairReport (everything done is logged)."""
-    grace = _grace(driver.conf)
+    grace = driver.conf.orphan_allocation_grace_seconds
     names = {p.uuid: p.name for p in driver.providers.providers}
     allocations = driver.allocations_by_consumer()
     with driver.host.lock():
@@ -137,20 +134,6 @@ def repair(driver, now=None):
         tuple(reclaimed),
         tuple(failed),
     )
-
-
-def _grace(conf):
-    """The grace option; oslo.config checks its minimum when it is read."""
-    try:
-        return conf.orphan_allocation_grace_seconds
-    except cfg.ConfigFileValueError as exc:
-        reason = str(exc).rpartition("is not valid: ")[2] or str(exc)
-        raise ConfigError(
-            "[DEFAULT] orphan_allocation_grace_seconds is not valid: "
-            f"{reason}; give a whole number of seconds, 0 or more",
-            code="config.invalid",
-            key="[DEFAULT] orphan_allocation_grace_seconds",
-        ) from None
 
 
 def _named(allocation, names):

@@ -299,6 +299,6 @@ def test_a_bad_grace_is_refused_naming_the_option(cli, tmp_path, value, why):
     )
     assert status == 2
     (error,) = out["errors"]
-    assert error["code"] == "config.invalid"
+    assert error["code"] == "config.invalid-value"
     assert error["key"] == "[DEFAULT] orphan_allocation_grace_seconds"
     assert error["key"] in error["message"] and why in error["message"]
