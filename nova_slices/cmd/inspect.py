@@ -2,6 +2,7 @@
 
 import json
 
+from nova_slices import xmlinput
 from nova_slices.cmd.output import emit_errors, emit_json
 from nova_slices.cmd.render import render_fit, render_request
 from nova_slices.compute import factory
@@ -9,8 +10,15 @@ from nova_slices.errors import HostError, NovaSlicesError, RequestError
 from nova_slices.fit import claims
 from nova_slices.fit.fitter import fit as fit_guest
 from nova_slices.fit.pci import parse_aliases
-from nova_slices.host.capabilities import parse_capabilities
-from nova_slices.host.devices import parse_node_devices, split_node_file
+from nova_slices.host.capabilities import (
+    MAX_CAPABILITIES_BYTES,
+    parse_capabilities,
+)
+from nova_slices.host.devices import (
+    MAX_NODE_FILE_BYTES,
+    parse_node_devices,
+    split_node_file,
+)
 from nova_slices.host.restrictions import load_restrictions
 from nova_slices.host.views import render_text, topology_to_dict
 from nova_slices.request.build import build_request
@@ -50,8 +58,12 @@ def validate(args, rt):
     return 2 if errors else 0
 
 
-def _read(path, what):
+def _read(path, what, limit=None):
+    """The file's bytes; with ``limit``, at most one byte more than it,
+    so that an oversized file (or /dev/zero) is refused unread."""
     try:
+        if limit is not None:
+            return xmlinput.read_bounded(path, limit)
         with open(path, "rb") as f:
             return f.read()
     except OSError as exc:
@@ -80,13 +92,22 @@ def topology(args, rt):
 def _host_inputs(args, rt):
     """Topology, devices and restrictions: a file's, or the host's."""
     if args.capabilities_xml:
+        path = args.capabilities_xml
         topo = parse_capabilities(
-            _read(args.capabilities_xml, "--capabilities-xml")
+            _read(path, "--capabilities-xml", MAX_CAPABILITIES_BYTES),
+            f"--capabilities-xml {path}",
         )
         docs = []
         for path in args.nodedev_xml:
-            docs += split_node_file(_read(path, "--nodedev-xml"))
-        return topo, parse_node_devices(docs, topo), None
+            source = f"--nodedev-xml {path}"
+            file_docs = split_node_file(
+                _read(path, "--nodedev-xml", MAX_NODE_FILE_BYTES), source
+            )
+            # each file alone first, so that an error names its file;
+            # then all together, for relations across files
+            parse_node_devices(file_docs, topo, source)
+            docs += file_docs
+        return topo, parse_node_devices(docs, topo, "--nodedev-xml"), None
     topo = rt.host.topology()
     return topo, rt.host.devices(), load_restrictions(rt.conf, topo)
 

@@ -2,7 +2,7 @@
 
 import os
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 
 
 def _default_state_path():
@@ -12,9 +12,21 @@ def _default_state_path():
     return os.path.join(base, "nova-slices")
 
 
+class AbsolutePath(types.String):
+    """A path made absolute (against the working directory) where the
+    option is read, from a file, an override or ``--state-path``: paths
+    under it are written into domain XML, where libvirt's schema accepts
+    only absolute ones (a relative ``--state-path`` made every slice
+    template fail validation)."""
+
+    def __call__(self, value):
+        return os.path.abspath(os.path.expanduser(super().__call__(value)))
+
+
 default_opts = [
-    cfg.StrOpt(
+    cfg.Opt(
         "state_path",
+        type=AbsolutePath(),
         default=_default_state_path(),
         sample_default="$XDG_STATE_HOME/nova-slices",
         help="Directory for this host's state: the embedded Placement "

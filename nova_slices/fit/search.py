@@ -17,6 +17,13 @@ def has_matching(candidates, used=frozenset()):
     owner = {}
 
     def augment(i, seen):
+        # a free cell first: without this pass every guest cell displaced
+        # the previous ones along a chain, O(k^3) over k cells (30 s for
+        # 256 guest cells on a 256-cell host)
+        for cell in candidates[i]:
+            if cell not in used and cell not in owner:
+                owner[cell] = i
+                return True
         for cell in candidates[i]:
             if cell in used or cell in seen:
                 continue

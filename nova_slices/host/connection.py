@@ -27,9 +27,12 @@ import threading
 import libvirt
 from oslo_config import cfg
 
-from nova_slices import data, faults
+from nova_slices import data, faults, xmlinput
 from nova_slices.errors import ConfigError, HostError
-from nova_slices.host.capabilities import parse_capabilities
+from nova_slices.host.capabilities import (
+    MAX_CAPABILITIES_BYTES,
+    parse_capabilities,
+)
 from nova_slices.host.devices import parse_node_devices
 
 LOG = logging.getLogger(__name__)
@@ -160,18 +163,22 @@ class Host:
             self._caps = self._read_capabilities()
         return self._caps
 
-    def _read_capabilities(self):
+    def _capabilities_path(self):
         path = self.conf.libvirt.capabilities_file
         if not path and self.test_driver:
             path = os.path.join(
                 os.path.dirname(self.uri[len("test://") :]),
                 "capabilities.xml",
             )
+        return path
+
+    def _read_capabilities(self):
+        path = self._capabilities_path()
         if not path:
             return self.conn.getCapabilities()
         try:
-            with open(path, encoding="utf-8") as f:
-                return f.read()
+            # bounded: parse_capabilities refuses what is over the limit
+            return xmlinput.read_bounded(path, MAX_CAPABILITIES_BYTES)
         except OSError as exc:
             raise HostError(
                 f"[libvirt] capabilities_file = {path!r}: cannot read: "
@@ -181,17 +188,29 @@ class Host:
                 value=path,
             ) from None
 
+    def _capabilities_source(self):
+        path = self._capabilities_path()
+        return (
+            f"[libvirt] capabilities_file {path}"
+            if path
+            else "libvirt capabilities"
+        )
+
     def topology(self):
         """The host's NUMA topology (parsed once per connection)."""
         if self._topology is None:
-            self._topology = parse_capabilities(self.capabilities_xml())
+            self._topology = parse_capabilities(
+                self.capabilities_xml(), self._capabilities_source()
+            )
         return self._topology
 
     def devices(self):
         """PCI devices and mdevs from libvirt's node devices."""
         if self._devices is None:
             docs = [d.XMLDesc(0) for d in self.conn.listAllDevices()]
-            self._devices = parse_node_devices(docs, self.topology())
+            self._devices = parse_node_devices(
+                docs, self.topology(), "libvirt node devices"
+            )
         return self._devices
 
     def instances_path(self):

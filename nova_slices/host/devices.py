@@ -10,6 +10,15 @@ PCI NUMA policy that differs from "on cell 0".
 A device listing ``phys_function`` is a VF even if it also lists
 ``virt_functions`` (libvirt's own test data has such a device): a VF
 cannot be assigned as a PF.
+
+Numbers are checked, not just converted: a negative IOMMU group, VF
+count or mdev instance count, an address part or id beyond what PCI
+allows, or a NUMA node below -1 is an error naming the device and
+element.  Documents are bounded before they are read (their size, and the
+number of ``<device>`` elements of a node file), and parsed with the
+project's one safe parser (:mod:`nova_slices.xmlinput`: no entities, no
+DOCTYPE).  Errors name the source (a file, or libvirt) in ``key`` and in
+the message.
 """
 
 import dataclasses
@@ -17,7 +26,18 @@ import re
 
 from lxml import etree
 
+from nova_slices import xmlinput
 from nova_slices.errors import HostError
+
+#: one ``<device>`` document: a PF listing all of its (at most 65,535)
+#: VFs is about 5 MiB
+MAX_NODEDEV_BYTES = 8 * 1024 * 1024
+#: a test-driver ``<node>`` file holding every device of a host
+MAX_NODE_FILE_BYTES = 64 * 1024 * 1024
+#: node devices of one host: large SR-IOV hosts have a few thousand
+MAX_NODE_DEVICES = 16384
+#: libvirt's NUMA node ids (see capabilities.MAX_CELL_ID)
+MAX_NUMA_NODE = 1023
 
 TYPE_PCI = "type-PCI"
 TYPE_PF = "type-PF"
@@ -77,44 +97,82 @@ class HostDevices:
         return self.by_address().get(address)
 
 
-def _fail(message, value=None):
-    return HostError(
-        message, code="host.invalid-nodedev", key="nodedev", value=value
-    )
+def _fail(message, value=None, code="host.invalid-nodedev"):
+    # ``key`` and the message's prefix are the source, added once by
+    # _named
+    return HostError(message, code=code, key="nodedev", value=value)
+
+
+def _named(source):
+    """Give a HostError raised inside its source (file or libvirt)."""
+
+    def rename(exc):
+        exc.key = source
+        exc.message = f"{source}: {exc.message}"
+        exc.args = (exc.message,)
+        return exc
+
+    return rename
+
+
+def _int(text, where, low, high, valid, base=10):
+    """An integer in [low, high]; ``where`` names the element."""
+    try:
+        number = int(text, base)
+    except (TypeError, ValueError):
+        raise _fail(f"{where}: {text!r} is not an integer", text) from None
+    if not low <= number <= high:
+        raise _fail(
+            f"{where}: {number} is out of range; {valid}",
+            number,
+            code="host.value-out-of-range",
+        )
+    return number
 
 
 def _hex(text, width, where):
-    try:
-        return f"{int(text, 0):0{width}x}"
-    except (TypeError, ValueError):
-        raise _fail(f"{where}: {text!r} is not a number", text) from None
+    top = 16**width - 1
+    return f"{_int(text, where, 0, top, f'0 to {top:#x}', 0):0{width}x}"
+
+
+#: (name, highest value) of a PCI address's parts
+_ADDRESS_PARTS = (
+    ("domain", 0xFFFF),
+    ("bus", 0xFF),
+    ("slot", 0x1F),
+    ("function", 0x7),
+)
 
 
 def format_address(domain, bus, slot, function):
     return f"{domain:04x}:{bus:02x}:{slot:02x}.{function:x}"
 
 
+def _address(values, where, missing):
+    if any(v is None for v in values):
+        raise _fail(f"{where}: {missing}")
+    return format_address(
+        *(
+            _int(v, f"{where} <address {k}>", 0, top, f"0 to {top:#x}", 0)
+            for v, (k, top) in zip(values, _ADDRESS_PARTS, strict=True)
+        )
+    )
+
+
 def _addr_from_attrs(el, where):
-    try:
-        parts = [
-            int(el.get(k), 0) for k in ("domain", "bus", "slot", "function")
-        ]
-    except (TypeError, ValueError):
-        raise _fail(f"{where}: incomplete PCI <address>") from None
-    return format_address(*parts)
+    return _address(
+        [el.get(k) for k, _ in _ADDRESS_PARTS],
+        where,
+        "incomplete PCI <address>",
+    )
 
 
 def _addr_from_cap(cap, where):
-    try:
-        parts = [
-            int(cap.findtext(k), 0)
-            for k in ("domain", "bus", "slot", "function")
-        ]
-    except (TypeError, ValueError):
-        raise _fail(
-            f"{where}: PCI capability lacks domain/bus/slot/function"
-        ) from None
-    return format_address(*parts)
+    return _address(
+        [cap.findtext(k) for k, _ in _ADDRESS_PARTS],
+        where,
+        "PCI capability lacks domain/bus/slot/function",
+    )
 
 
 def _parse_pci(dev, name):
@@ -133,7 +191,13 @@ def _parse_pci(dev, name):
     numa = cap.find("numa")
     node = None
     if numa is not None and numa.get("node") is not None:
-        node = int(numa.get("node"))
+        node = _int(
+            numa.get("node"),
+            f"{where} <numa node>",
+            -1,
+            MAX_NUMA_NODE,
+            f"a NUMA node is 0 to {MAX_NUMA_NODE}, or -1 for none",
+        )
         if node < 0:
             node = None
     group = cap.find("iommuGroup")
@@ -149,7 +213,13 @@ def _parse_pci(dev, name):
     )
     max_vfs = None
     if vfs_cap is not None and vfs_cap.get("maxCount") is not None:
-        max_vfs = int(vfs_cap.get("maxCount"))
+        max_vfs = _int(
+            vfs_cap.get("maxCount"),
+            f"{where} <capability type='virt_functions' maxCount>",
+            0,
+            0xFFFF,
+            "SR-IOV allows 0 to 65535 VFs",
+        )
     if pf is not None:
         dev_type = TYPE_VF
     elif vfs_cap is not None and (vfs or max_vfs):
@@ -161,7 +231,14 @@ def _parse_pci(dev, name):
             (
                 MdevType(
                     t.get("id"),
-                    int(t.findtext("availableInstances", "0")),
+                    _int(
+                        t.findtext("availableInstances", "0"),
+                        f"{where} mdev type {t.get('id')!r} "
+                        "<availableInstances>",
+                        0,
+                        float("inf"),
+                        "0 or more",
+                    ),
                     t.findtext("deviceAPI"),
                     t.findtext("name"),
                 )
@@ -177,7 +254,17 @@ def _parse_pci(dev, name):
         product_id=_hex(product.get("id"), 4, where),
         class_id=_hex(class_text, 6, where) if class_text else None,
         numa_node=node,
-        iommu_group=int(group.get("number")) if group is not None else None,
+        iommu_group=(
+            _int(
+                group.get("number"),
+                f"{where} <iommuGroup number>",
+                0,
+                float("inf"),
+                "IOMMU groups are 0 or more",
+            )
+            if group is not None
+            else None
+        ),
         dev_type=dev_type,
         parent_address=(
             _addr_from_attrs(pf, where) if pf is not None else None
@@ -209,23 +296,41 @@ def _parse_mdev(dev, name, parents):
     )
 
 
-def parse_node_devices(xml_docs, topology=None):
+_PARSE_CODES = {
+    xmlinput.TOO_LARGE: "host.nodedev-too-large",
+    xmlinput.MALFORMED: "host.invalid-nodedev",
+    xmlinput.DOCTYPE: "host.nodedev-doctype",
+}
+
+
+def _parse_doc(text, what, max_bytes):
+    try:
+        return xmlinput.parse(text, max_bytes)
+    except xmlinput.UnsafeXml as exc:
+        raise _fail(
+            f"{what} {exc}", exc.lineno, code=_PARSE_CODES[exc.reason]
+        ) from None
+
+
+def parse_node_devices(xml_docs, topology=None, source="node devices"):
     """Parse nodedev XML documents into HostDevices.
 
     ``topology`` (a HostTopology) gives each PCI device the socket of its
     NUMA cell; without it, or for a cell the host does not have, the
-    socket is ``None``.
+    socket is ``None``.  ``source`` names where the documents came from
+    in every error.
     """
+    try:
+        return _parse_devices(list(xml_docs), topology)
+    except HostError as exc:
+        raise _named(source)(exc) from None
+
+
+def _parse_devices(xml_docs, topology):
+    _check_count(len(xml_docs))
     pci, mdev_els = [], []
     for text in xml_docs:
-        try:
-            dev = etree.fromstring(
-                text.encode() if isinstance(text, str) else text
-            )
-        except etree.XMLSyntaxError as exc:
-            raise _fail(
-                f"node device XML is not well-formed: {exc.msg}"
-            ) from None
+        dev = _parse_doc(text, "node device XML", MAX_NODEDEV_BYTES)
         name = dev.findtext("name")
         if dev.find("capability[@type='pci']") is not None:
             pci.append(_parse_pci(dev, name))
@@ -258,23 +363,30 @@ def parse_node_devices(xml_docs, topology=None):
     )
 
 
-def split_node_file(text):
+def _check_count(count):
+    if count > MAX_NODE_DEVICES:
+        raise _fail(
+            f"lists {count} node devices; at most {MAX_NODE_DEVICES} are "
+            "accepted",
+            count,
+            code="host.nodedev-too-many",
+        )
+
+
+def split_node_file(text, source="node device file"):
     """Device documents of a nodedev file: one ``<device>``, or every
     ``<device>`` of a libvirt test-driver ``<node>`` file."""
     try:
-        root = etree.fromstring(
-            text.encode() if isinstance(text, str) else text
-        )
-    except etree.XMLSyntaxError as exc:
+        root = _parse_doc(text, "node device file", MAX_NODE_FILE_BYTES)
+        if root.tag == "device":
+            return [etree.tostring(root)]
+        if root.tag == "node":
+            # counted by libxml2 before any device is copied out
+            _check_count(int(root.xpath("count(device)")))
+            return [etree.tostring(d) for d in root.iterfind("device")]
         raise _fail(
-            f"node device file is not well-formed: {exc.msg} "
-            f"(line {exc.lineno})"
-        ) from None
-    if root.tag == "device":
-        return [etree.tostring(root)]
-    if root.tag == "node":
-        return [etree.tostring(d) for d in root.iterfind("device")]
-    raise _fail(
-        f"expected <device> or a test-driver <node>, found <{root.tag}>",
-        root.tag,
-    )
+            f"expected <device> or a test-driver <node>, found <{root.tag}>",
+            root.tag,
+        )
+    except HostError as exc:
+        raise _named(source)(exc) from None

@@ -11,7 +11,7 @@ import dataclasses
 
 from oslo_utils import strutils
 
-from nova_slices.cpuset import format_cpuset, parse_cpuset
+from nova_slices.cpuset import CpusetTooLarge, format_cpuset, parse_cpuset
 from nova_slices.errors import ConfigError
 
 DEDICATED = "[compute] cpu_dedicated_set"
@@ -52,9 +52,19 @@ def _cpuset(option, text, host_cpus):
         return None
     try:
         cpus = frozenset(parse_cpuset(text))
+    except CpusetTooLarge as exc:
+        # refused before expanding: 0-99999999999 would take minutes
+        raise ConfigError(
+            f"{option} = {_short(text)}: {exc}; this host's CPUs are "
+            f"{format_cpuset(host_cpus)}",
+            code="config.cpuset-too-large",
+            key=option,
+            value=text,
+        ) from None
     except ValueError as exc:
         raise ConfigError(
-            f"{option} = {text!r}: {exc}; write a CPU set such as 4-12,^8,15",
+            f"{option} = {_short(text)}: {exc}; write a CPU set such as "
+            "4-12,^8,15",
             code="config.cpuset-invalid",
             key=option,
             value=text,
@@ -62,14 +72,20 @@ def _cpuset(option, text, host_cpus):
     missing = cpus - host_cpus
     if missing:
         raise ConfigError(
-            f"{option} = {text!r} names CPU(s) {format_cpuset(missing)} that "
-            f"this host does not have; host CPUs are "
+            f"{option} = {_short(text)} names CPU(s) "
+            f"{format_cpuset(missing)} that this host does not have; host "
+            "CPUs are "
             f"{format_cpuset(host_cpus)}",
             code="config.cpus-not-on-host",
             key=option,
             value=text,
         )
     return cpus
+
+
+def _short(text, width=60):
+    """An option's value for a message, cut short: it may be huge."""
+    return repr(text if len(text) <= width else text[:width] + "...")
 
 
 def _page_size_kb(raw, entry):

@@ -8,7 +8,7 @@ that names the element and the missing CPU, cell, page size or device
 rather than start a guest pinned wrongly.
 """
 
-from nova_slices.cpuset import parse_cpuset
+from nova_slices.cpuset import CpusetTooLarge, parse_cpuset
 from nova_slices.host.capabilities import kib_or_none
 
 
@@ -24,8 +24,16 @@ def check_domain(domain, topology, pci_addresses, mdev_uuids=None):
     problems = []
 
     def cpuset_problems(where, text):
+        # bounded by the host's highest CPU, so a hostile 0-99999999999
+        # is refused before it is expanded
         try:
-            wanted = parse_cpuset(text)
+            wanted = parse_cpuset(text, max_id=max(cpus, default=0))
+        except CpusetTooLarge as exc:
+            problems.append(
+                f"{where} names host CPU(s) beyond this host's highest CPU "
+                f"{exc.limit} ({exc.item[:40]!r})"
+            )
+            return
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
             return
@@ -38,7 +46,13 @@ def check_domain(domain, topology, pci_addresses, mdev_uuids=None):
 
     def nodeset_problems(where, text):
         try:
-            wanted = parse_cpuset(text)
+            wanted = parse_cpuset(text, max_id=max(cells, default=0))
+        except CpusetTooLarge as exc:
+            problems.append(
+                f"{where} names NUMA cell(s) beyond this host's highest "
+                f"cell {exc.limit} ({exc.item[:40]!r})"
+            )
+            return
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
             return
@@ -95,27 +109,38 @@ def check_domain(domain, topology, pci_addresses, mdev_uuids=None):
                     f"<hostdev type='mdev'> uuid {addr.get('uuid')} is not "
                     "an mdev of this host"
                 )
-    memnodes = {
-        int(n.get("cellid")): n.get("nodeset")
-        for n in domain.iterfind("numatune/memnode")
-    }
+    # each set parsed once and bounded by the host's cells, and compared
+    # as sets: a template repeating thousands of <page>/<memnode> lines
+    # costs what the distinct lines cost
+    memnodes = {}
+    for n in domain.iterfind("numatune/memnode"):
+        try:
+            memnodes[int(n.get("cellid"))] = frozenset(
+                parse_cpuset(n.get("nodeset") or "", max(cells, default=0))
+            )
+        except ValueError:
+            continue  # reported above
+    lacking, seen = {}, set()
     for page in domain.iterfind("memoryBacking/hugepages/page"):
         size = kib_or_none(page.get("size"), page.get("unit", "KiB"))
+        if size not in lacking:
+            lacking[size] = frozenset(
+                c.id for c in topology.cells if c.pool(size) is None
+            )
         try:
-            guest_cells = parse_cpuset(page.get("nodeset") or "")
+            guest_cells = parse_cpuset(
+                page.get("nodeset") or "", max(memnodes, default=0)
+            )
         except ValueError:
             continue
-        for guest_cell in sorted(guest_cells):
-            try:
-                hosts = parse_cpuset(memnodes.get(guest_cell) or "")
-            except ValueError:
-                continue
-            for h in sorted(hosts):
-                cell = topology.cell(h)
-                if cell is not None and cell.pool(size) is None:
-                    problems.append(
-                        f"<hugepages><page size='{page.get('size')}'> for "
-                        f"guest cell {guest_cell}: host cell {h} has no "
-                        "pool of that size"
-                    )
+        for guest_cell in sorted(guest_cells & memnodes.keys()):
+            for h in sorted(memnodes[guest_cell] & lacking[size]):
+                problem = (
+                    f"<hugepages><page size='{page.get('size')}'> for "
+                    f"guest cell {guest_cell}: host cell {h} has no "
+                    "pool of that size"
+                )
+                if problem not in seen:
+                    seen.add(problem)
+                    problems.append(problem)
     return problems

@@ -20,6 +20,7 @@ import threading
 
 from lxml import etree
 
+from nova_slices import xmlinput
 from nova_slices.errors import HostError, TemplateError
 
 SCHEMA_DIR = "/usr/share/libvirt/schemas"
@@ -28,6 +29,8 @@ CAPABILITY_RNG = os.path.join(SCHEMA_DIR, "capability.rng")
 
 #: how many schema errors a message lists
 MAX_ERRORS = 5
+#: XML text larger than this is refused unparsed (see xmlinput)
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
 _SCHEMAS = {}
 _LOCK = threading.Lock()
@@ -70,17 +73,11 @@ def _as_tree(xml, error_cls, code, what):
         return xml
     if isinstance(xml, etree._Element):
         return etree.ElementTree(xml)
-    if isinstance(xml, str):
-        xml = xml.encode("utf-8")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
     try:
-        return etree.ElementTree(etree.fromstring(xml, parser))
-    except etree.XMLSyntaxError as exc:
+        return etree.ElementTree(xmlinput.parse(xml, MAX_DOCUMENT_BYTES))
+    except xmlinput.UnsafeXml as exc:
         raise error_cls(
-            f"{what} is not well-formed XML: {exc.msg} (line {exc.lineno})",
-            code=code,
-            key=what,
-            value=exc.lineno,
+            f"{what} {exc}", code=code, key=what, value=exc.lineno
         ) from None
     except (TypeError, ValueError) as exc:
         raise error_cls(

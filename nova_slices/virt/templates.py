@@ -14,10 +14,21 @@ a compute host and the render context as untrusted data:
   a stable code that names the file, the line where known, and the
   offending value; no jinja2 or lxml traceback escapes.
 
-The loader is rooted at the template's own directory so that
-``{% extends "_base.xml.j2" %}`` finds the shared body beside it.  One
-environment is kept per directory; jinja2 caches compiled templates in it
-and recompiles a file when its mtime changes.
+* Renders are bounded in size and time (:mod:`nova_slices.virt.sandbox`):
+  ``{{ 'x' * 10**9 }}`` is refused, not computed.
+* The loader is rooted at the template's own directory so that
+  ``{% extends "_base.xml.j2" %}`` finds the shared body beside it, and
+  it stays there: a template or include whose real path (symlinks
+  resolved) leaves the directory is refused before it is opened, so a
+  link to a system file cannot pull it into a domain.  Files over
+  :data:`MAX_TEMPLATE_BYTES` are refused unread.
+* The rendered text is parsed with the project's one safe parser: no
+  entities, and a DOCTYPE is refused.  It may not contain our own
+  ``<metadata>`` record (:mod:`nova_slices.virt.metadata`): that is the
+  driver's to write, and a template that forges it is refused.
+
+One environment is kept per directory; jinja2 caches compiled templates in
+it and recompiles a file when its mtime changes.
 
 Render context (every key is required by the shipped templates; pass
 empty lists/dicts rather than leaving keys out)::
@@ -47,23 +58,86 @@ import stat
 import threading
 
 import jinja2
+import jinja2.loaders
 import jinja2.nodes
-from jinja2 import sandbox
-from lxml import etree
 
+from nova_slices import xmlinput
 from nova_slices.errors import TemplateError
+from nova_slices.virt import metadata
+from nova_slices.virt.sandbox import (
+    MAX_RENDERED_CHARS,
+    BoundedSandbox,
+    RenderLimit,
+    render_bounded,
+)
+
+#: a template file (or include) larger than this is refused unread
+MAX_TEMPLATE_BYTES = 1024 * 1024
 
 _ENVIRONMENTS = {}
 _ENV_LOCK = threading.Lock()
 
 
+class _Outside(Exception):
+    """A template whose real path leaves the template directory."""
+
+    def __init__(self, name, real):
+        super().__init__(name)
+        self.name = name
+        self.real = real
+
+
+def _inside(root, name):
+    """The real path of template ``name`` under ``root``, which must stay
+    under ``root`` (``_Outside`` otherwise); checked before opening, so a
+    link to a FIFO or /dev/zero cannot block or flood the read."""
+    real = os.path.realpath(
+        os.path.join(root, *jinja2.loaders.split_template_path(name))
+    )
+    if os.path.commonpath([root, real]) != root:
+        raise _Outside(name, real)
+    return real
+
+
+class _ContainedLoader(jinja2.BaseLoader):
+    """FileSystemLoader's lookup, confined to one real directory."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def get_source(self, environment, template):
+        real = _inside(self.root, template)
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            raise jinja2.TemplateNotFound(template) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise jinja2.TemplateNotFound(template)
+        with open(real, "rb") as f:
+            data = f.read(MAX_TEMPLATE_BYTES + 1)
+        if len(data) > MAX_TEMPLATE_BYTES:
+            raise RenderLimit(
+                f"{real!r} is larger than {MAX_TEMPLATE_BYTES} bytes"
+            )
+        mtime = st.st_mtime
+
+        def uptodate():
+            try:
+                return os.path.getmtime(real) == mtime
+            except OSError:
+                return False
+
+        return data.decode("utf-8"), real, uptodate
+
+
 def _environment(directory):
-    """Return the cached sandboxed environment for one template directory."""
+    """Return the cached sandboxed environment for one template directory
+    (its real path)."""
     with _ENV_LOCK:
         env = _ENVIRONMENTS.get(directory)
         if env is None:
-            env = sandbox.ImmutableSandboxedEnvironment(
-                loader=jinja2.FileSystemLoader(directory),
+            env = BoundedSandbox(
+                loader=_ContainedLoader(directory),
                 undefined=jinja2.StrictUndefined,
                 autoescape=jinja2.select_autoescape(
                     enabled_extensions=("xml", "j2", "xml.j2"),
@@ -77,6 +151,29 @@ def _environment(directory):
             )
             _ENVIRONMENTS[directory] = env
         return env
+
+
+def _split(path):
+    """(real directory, file name) of a template path given as is: the
+    directory's symlinks are resolved, the file's are checked against it."""
+    directory, name = os.path.split(os.path.abspath(path))
+    root = os.path.realpath(directory)
+    try:
+        _inside(root, name)
+    except _Outside as exc:
+        raise _outside_error(path, exc) from None
+    return root, name
+
+
+def _outside_error(path, exc):
+    return TemplateError(
+        f"slice template {path!r}: {exc.name!r} resolves to {exc.real!r}, "
+        "outside the template directory; templates and what they extend "
+        "or include must be files inside it (no symlinks leading out)",
+        code="template.outside-directory",
+        key="template_file",
+        value=exc.real,
+    )
 
 
 def _check_readable(path):
@@ -147,19 +244,44 @@ def _location(exc, directory):
 
 
 def _check_xml(path, text):
-    """Reject rendered text that is not well-formed XML."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    """Reject rendered text that is not well-formed XML, declares a
+    DOCTYPE, or carries our own metadata record."""
     try:
-        etree.fromstring(text.encode("utf-8"), parser)
-    except etree.XMLSyntaxError as exc:
+        # the render is bounded in characters; UTF-8 takes up to 4 bytes
+        root = xmlinput.parse(text, 4 * MAX_RENDERED_CHARS)
+    except xmlinput.UnsafeXml as exc:
+        if exc.reason == xmlinput.DOCTYPE:
+            raise TemplateError(
+                f"slice template {path!r} rendered a document that {exc}; "
+                "write the <domain> element alone",
+                code="template.doctype",
+                key="template_file",
+                value=path,
+            ) from None
         raise TemplateError(
-            f"slice template {path!r} rendered text that is not well-formed "
-            f"XML: {exc.msg} (rendered line {exc.lineno}); the template must "
-            f"produce one libvirt <domain> document",
+            f"slice template {path!r} rendered text that {exc}; the "
+            "template must produce one libvirt <domain> document",
             code="template.invalid-xml",
             key="template_file",
             value=exc.lineno,
         ) from None
+    forged = next(root.iter(f"{{{metadata.NS}}}*"), None)
+    if forged is not None:
+        raise TemplateError(
+            f"slice template {path!r} writes <{forged.prefix or ''}"
+            f"{':' if forged.prefix else ''}{_local_name(forged)}> in "
+            f"nova-slices' own namespace {metadata.NS} (rendered line "
+            f"{forged.sourceline}); that record is the driver's to write: "
+            "remove it from the template",
+            code="template.reserved-metadata",
+            key="template_file",
+            value=metadata.NS,
+        )
+
+
+def _local_name(element):
+    """An element's tag without its ``{namespace}``."""
+    return element.tag.rpartition("}")[2]
 
 
 @contextlib.contextmanager
@@ -167,6 +289,27 @@ def _template_errors(path, directory, context_keys=()):
     """Turn jinja2 and I/O failures into TemplateError with a stable code."""
     try:
         yield
+    except TemplateError:
+        raise
+    except _Outside as exc:
+        raise _outside_error(path, exc) from None
+    except RenderLimit as exc:
+        raise TemplateError(
+            f"slice template {path!r} stopped: {exc}"
+            f"{_location(exc, directory)}; a domain template renders a few "
+            "KiB in milliseconds",
+            code=exc.code,
+            key="template_file",
+            value=path,
+        ) from None
+    except RecursionError:
+        raise TemplateError(
+            f"slice template {path!r} recurses without end (extends, "
+            "include, macros or loop(...) calling themselves)",
+            code="template.render",
+            key="template_file",
+            value=path,
+        ) from None
     except jinja2.TemplateSyntaxError as exc:
         where = exc.filename or path
         raise TemplateError(
@@ -227,8 +370,8 @@ def check_slice_template(path):
     template is reported before the first guest needs it.
     """
     path = os.path.abspath(path)
+    directory, name = _split(path)
     _check_readable(path)
-    directory, name = os.path.split(path)
     with _template_errors(path, directory):
         template = _environment(directory).get_template(name)
         # compile the parents too: ``extends`` resolves at render time
@@ -247,10 +390,12 @@ def render_slice_template(path, context):
     schema or the host; see :mod:`nova_slices.virt.schema`.
     """
     path = os.path.abspath(path)
+    directory, name = _split(path)
     _check_readable(path)
-    directory, name = os.path.split(path)
     env = _environment(directory)
     with _template_errors(path, directory, context):
-        text = env.get_template(name).render(**context)
+        text = render_bounded(
+            env.get_template(name), context, directory + os.sep
+        )
     _check_xml(path, text)
     return text

@@ -74,3 +74,15 @@ def test_embedded_default_is_the_shipped_bundle(monkeypatch):
     assert len(conf.libvirt.slice_spec) == 11
     assert conf.placement.mode == "embedded"
     assert conf.libvirt.connection_uri == ""
+
+
+def test_state_path_is_made_absolute_where_it_is_read(tmp_path, monkeypatch):
+    """Paths under state_path go into domain XML, which takes only
+    absolute paths: a relative value from a file or an override is
+    resolved against the working directory once, when read."""
+    monkeypatch.chdir(tmp_path)
+    conf_file = tmp_path / "n.conf"
+    conf_file.write_text("[DEFAULT]\nstate_path = from-file\n")
+    assert load_conf([conf_file]).state_path == str(tmp_path / "from-file")
+    conf = load_conf([conf_file], overrides={(None, "state_path"): "flag"})
+    assert conf.state_path == str(tmp_path / "flag")

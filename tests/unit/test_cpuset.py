@@ -1,10 +1,17 @@
 """CPU set strings both ways."""
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nova_slices.cpuset import format_cpuset, parse_cpuset
+from nova_slices.cpuset import (
+    MAX_CPU_ID,
+    CpusetTooLarge,
+    format_cpuset,
+    parse_cpuset,
+)
 
 
 @pytest.mark.parametrize(
@@ -57,3 +64,44 @@ def test_format(ids, text):
 @given(st.sets(st.integers(0, 600), min_size=1))
 def test_round_trip(ids):
     assert parse_cpuset(format_cpuset(ids)) == ids
+
+
+# -- bounds: checked before any range is expanded -------------------------
+
+TOO_LARGE = [
+    # (text, parse_cpuset keyword arguments, words in the message)
+    ("0-99999999999", {}, "above the highest allowed id 65535"),
+    ("^0-99999999999", {}, "'^0-99999999999'"),
+    ("9" * 100_000, {}, "above the highest allowed id 65535"),
+    ("0-200", {"max_id": 127}, "'0-200' names id 200"),
+    ("0-65535", {"max_size": 64}, "names 65536 ids, more than the 64"),
+]
+
+
+@pytest.mark.parametrize("text,kwargs,words", TOO_LARGE)
+def test_too_large_is_refused_unexpanded(text, kwargs, words):
+    start = time.monotonic()
+    with pytest.raises(CpusetTooLarge) as info:
+        parse_cpuset(text, **kwargs)
+    assert time.monotonic() - start < 1.0
+    assert words in str(info.value)
+    # a long value is cut short in the message
+    assert len(str(info.value)) < 200
+
+
+def test_repeated_ranges_expand_once():
+    start = time.monotonic()
+    ids = parse_cpuset(",".join(["0-65535"] * 20_000) + ",^5")
+    assert time.monotonic() - start < 5.0
+    assert len(ids) == MAX_CPU_ID and 5 not in ids
+
+
+def test_the_largest_id_is_accepted():
+    assert parse_cpuset(f"{MAX_CPU_ID}") == {MAX_CPU_ID}
+    assert parse_cpuset("0127", max_id=127) == {127}
+
+
+def test_non_ascii_digits_are_not_ids():
+    with pytest.raises(ValueError) as info:
+        parse_cpuset("²")
+    assert "not a CPU id" in str(info.value)
