@@ -20,7 +20,11 @@ class AbsolutePath(types.String):
     template fail validation)."""
 
     def __call__(self, value):
-        return os.path.abspath(os.path.expanduser(super().__call__(value)))
+        value = super().__call__(value)
+        if not value.strip():
+            # abspath("") is the working directory: never a silent choice
+            raise ValueError("a path is required, and it is empty")
+        return os.path.abspath(os.path.expanduser(value))
 
 
 default_opts = [

@@ -193,7 +193,7 @@ ROWS = [
         "state-path-empty-in-config",
         ("list", "--format", "json"),
         2,
-        "config.state-path-unusable",
+        "config.invalid-value",
         ("state_path", "''", "empty"),
         "[DEFAULT] state_path",
         files={"n.conf": "[DEFAULT]\nstate_path =\n"},
