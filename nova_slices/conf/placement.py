@@ -61,6 +61,18 @@ placement_opts = [
 
 SERVICE_TYPE = "placement"
 _VERSION_OPTS = ("version", "min_version", "max_version")
+#: seconds before a request to Placement is abandoned.  keystoneauth's
+#: own default is none: a Placement that accepts the connection and never
+#: answers would hang every command and the periodic sync for ever.
+DEFAULT_TIMEOUT = 60.0
+
+
+def _session_opts():
+    """keystoneauth's session options, ``timeout`` with our default (an
+    operator still sets ``[placement] timeout``)."""
+    opts = ks_loading.get_session_conf_options()
+    cfg.set_defaults(opts, timeout=DEFAULT_TIMEOUT)
+    return opts
 
 
 def _adapter_opts():
@@ -87,7 +99,7 @@ def register_opts(conf):
     # options' overrides, so sharing one would leak them between configs
     conf.register_group(cfg.OptGroup(name, title=placement_group.title))
     conf.register_opts(placement_opts, group=name)
-    ks_loading.register_session_conf_options(conf, name)
+    conf.register_opts(_session_opts(), group=name)
     ks_loading.register_auth_conf_options(conf, name)
     conf.register_opts(_adapter_opts(), group=name)
     # keystoneauth's adapter loader reads these; nobody may set them
@@ -98,7 +110,7 @@ def register_opts(conf):
 
 def list_opts():
     ks_opts = (
-        ks_loading.get_session_conf_options()
+        _session_opts()
         + ks_loading.get_auth_common_conf_options()
         + ks_loading.get_auth_plugin_conf_options("password")
         + _adapter_opts()
