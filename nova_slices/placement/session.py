@@ -189,7 +189,8 @@ def transport_error(exc, endpoint, action, timeout=None, attempts=1):
         # With keystone auth the failing connection may be to keystone: the
         # message of ``exc`` names the URL that could not be reached.
         return PlacementError(
-            "cannot reach Placement at %s (%s): %s" % (where, action, exc),
+            "cannot reach Placement at %s (%s; %s): %s"
+            % (where, action, _limits(timeout, attempts), exc),
             code="placement.unreachable",
             key="endpoint",
             value=where,

@@ -144,10 +144,13 @@ def baseline(tmp_path):
     """Seconds the command takes to start and fail against a refused
     port."""
     (tmp_path / "baseline").mkdir()
+    endpoint = closed_endpoint()
     status, error, elapsed = run_sync(
-        tmp_path / "baseline", closed_endpoint(), "timeout = 5\n"
+        tmp_path / "baseline", endpoint, "timeout = 5\n"
     )
     assert (status, error["code"]) == (1, "placement.unreachable"), error
+    assert endpoint in error["message"]
+    assert "[placement] timeout = 5 s" in error["message"]
     return elapsed
 
 
