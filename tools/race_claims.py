@@ -186,7 +186,11 @@ def main():
     reason = mariadb_fixture.unavailable_reason()
     if reason:
         sys.exit(f"race_claims needs MariaDB: {reason}")
-    work = tempfile.mkdtemp(prefix="race-claims-")
+    with tempfile.TemporaryDirectory(prefix="race-claims-") as work:
+        run(args, rng, work)
+
+
+def run(args, rng, work):
     conf = load_conf(
         [os.path.join(data.host_bundle(), "nova-slices.conf")],
         overrides={(None, "state_path"): work},
