@@ -17,6 +17,7 @@ from nova_slices.errors import (
     NovaSlicesError,
     RequestError,
 )
+from nova_slices.placement import urls
 from nova_slices.placement.request_groups import flavor_request
 from nova_slices.request.build import build_request
 
@@ -74,7 +75,7 @@ def refuse_flags(args, names, why):
 
 def spawn(args, rt):
     """A slice guest from --slice-class, or a dynamic one from a flavor."""
-    check_guest_name(args.name)
+    check_guest_args(args)
     if not rt.has_slices:
         return _spawn_dynamic(args, rt, interfaces(args))
     refuse_flags(
@@ -224,7 +225,18 @@ def _mac(name, index):
     return "52:54:00:%02x:%02x:%02x" % (digest[0], digest[1], digest[2])
 
 
+def check_guest_args(args):
+    """Refuse a bad name or --uuid before anything reaches Placement or
+    libvirt: the uuid becomes a consumer in Placement's URLs."""
+    check_guest_name(args.name)
+    if getattr(args, "uuid", None) is not None:
+        args.uuid = urls.consumer_uuid(
+            args.uuid, "--uuid", code="spawn.uuid-invalid"
+        )
+
+
 def destroy(args, rt):
+    check_guest_args(args)
     repair.repair(rt.driver)
     record = rt.driver.destroy(args.name)
     if args.format == "json":

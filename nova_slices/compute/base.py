@@ -45,6 +45,7 @@ from nova_slices.host.restrictions import load_restrictions
 from nova_slices.placement import claims
 from nova_slices.placement.client import expect
 from nova_slices.placement.sync import ProviderTreeSync
+from nova_slices.placement.urls import path
 from nova_slices.provider_tree import build_provider_tree, root_uuid
 from nova_slices.slices.tree import load_tree
 from nova_slices.virt import metadata
@@ -278,7 +279,9 @@ class HostDriver(abc.ABC):
         providers: the one read of Placement's side of every guest."""
         out = {}
         for p in self.providers.providers:
-            resp = self.client.get(f"/resource_providers/{p.uuid}/allocations")
+            resp = self.client.get(
+                path("resource_providers", p.uuid, "allocations")
+            )
             if resp.status == 404:
                 continue
             for consumer, alloc in (
@@ -443,7 +446,8 @@ class HostDriver(abc.ABC):
                 )
                 continue
             used = expect(
-                self.client.get(f"/resource_providers/{uuid}/usages"), 200
+                self.client.get(path("resource_providers", uuid, "usages")),
+                200,
             ).body["usages"]
             out.append(
                 {

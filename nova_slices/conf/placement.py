@@ -61,6 +61,11 @@ placement_opts = [
 
 SERVICE_TYPE = "placement"
 _VERSION_OPTS = ("version", "min_version", "max_version")
+#: seconds before a request to Placement is abandoned.  keystoneauth's
+#: own default is none: a Placement that accepts the connection and never
+#: answers would hang every command and the periodic sync for ever.
+DEFAULT_TIMEOUT = 60.0
+
 
 #: ranges keystoneauth does not declare.  Without them a negative retry
 #: count or delay is accepted and silently means "never retry", and a
@@ -93,7 +98,11 @@ def _bounded(opts):
 
 
 def _session_opts():
-    return _bounded(ks_loading.get_session_conf_options())
+    """keystoneauth's session options with their ranges, ``timeout`` with
+    our default (an operator still sets ``[placement] timeout``)."""
+    opts = _bounded(ks_loading.get_session_conf_options())
+    cfg.set_defaults(opts, timeout=DEFAULT_TIMEOUT)
+    return opts
 
 
 def _adapter_opts():

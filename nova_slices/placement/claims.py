@@ -14,6 +14,7 @@ import time
 
 from nova_slices.errors import NoCandidates, PlacementError
 from nova_slices.placement.client import expect
+from nova_slices.placement.urls import path
 from nova_slices.slices.encoding import SLICE_GROUP, slice_request
 
 LOG = logging.getLogger(__name__)
@@ -33,7 +34,9 @@ def _candidates(client, request, root_uuid):
     params = request.query_params() + [
         (f"in_tree{suffix}", root_uuid) for suffix in request.suffixes
     ]
-    resp = expect(client.get("/allocation_candidates", params=params), 200)
+    resp = expect(
+        client.get(path("allocation_candidates"), params=params), 200
+    )
     return resp.body
 
 
@@ -107,7 +110,7 @@ def put_allocations(
     for n in range(retries):
         allocations, label = attempt(lost)
         resp = client.put(
-            f"/allocations/{consumer}",
+            path("allocations", consumer),
             {
                 "allocations": {
                     rp: {"resources": dict(resources)}
@@ -199,9 +202,9 @@ def claim_slice(
 
 def release(client, consumer):
     """Delete a consumer's allocations (idempotent)."""
-    expect(client.delete(f"/allocations/{consumer}"), 204, 404)
+    expect(client.delete(path("allocations", consumer)), 204, 404)
 
 
 def consumer_allocations(client, consumer):
-    resp = expect(client.get(f"/allocations/{consumer}"), 200)
+    resp = expect(client.get(path("allocations", consumer)), 200)
     return {rp: a["resources"] for rp, a in resp.body["allocations"].items()}

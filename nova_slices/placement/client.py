@@ -47,6 +47,11 @@ class PlacementClient:
         self.adapter = adapter
         self.endpoint = endpoint or _endpoint_of(adapter)
         self.calls = {"GET": 0, "PUT": 0, "POST": 0, "DELETE": 0}
+        #: the session's limits, for the message of a call that timed out
+        self.timeout = getattr(
+            getattr(adapter, "session", None), "timeout", None
+        )
+        self.attempts = 1 + (getattr(adapter, "connect_retries", None) or 0)
 
     def request(
         self, method, url, json=None, params=None, microversion=MICROVERSION
@@ -63,7 +68,11 @@ class PlacementClient:
             )
         except ks_exc.ClientException as exc:
             raise transport_error(
-                exc, self.endpoint, f"{method} {url}"
+                exc,
+                self.endpoint,
+                f"{method} {url}",
+                self.timeout,
+                self.attempts,
             ) from None
         try:
             body = resp.json() if resp.content else None

@@ -33,7 +33,9 @@ def open_placement(conf):
     )
     service.start()
     try:
-        adapter = session.placement_adapter(service.endpoint)
+        adapter = session.placement_adapter(
+            service.endpoint, timeout=conf.placement.timeout
+        )
     except BaseException:
         service.stop()
         raise

@@ -14,6 +14,7 @@ import time
 from nova_slices.errors import NoCandidates
 from nova_slices.placement.claims import put_allocations
 from nova_slices.placement.client import expect
+from nova_slices.placement.urls import path
 
 
 def merge(*allocations):
@@ -83,7 +84,7 @@ def claim_flavor(
 
     def attempt(lost):
         body = expect(
-            client.get("/allocation_candidates", params=params), 200
+            client.get(path("allocation_candidates"), params=params), 200
         ).body
         alloc = choose(body, extra, nearness)
         if alloc is None:

@@ -15,6 +15,11 @@ request methods that take an explicit microversion, e.g.
   from the keystoneauth options of the ``[placement]`` group, as in Nova
   (:mod:`nova_slices.conf.placement` declares them).
 
+Both sessions have a timeout (``[placement] timeout``, default
+:data:`~nova_slices.conf.placement.DEFAULT_TIMEOUT`): keystoneauth has none
+by default, and a Placement that accepts the connection but never answers
+must fail a command as ``placement.unreachable``, not hang it.
+
 The SDK's typed resources stop at old microversions, so callers make raw
 calls through :class:`nova_slices.placement.client.PlacementClient`.
 """
@@ -25,12 +30,11 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 from oslo_config import cfg
 
+from nova_slices.conf.placement import DEFAULT_TIMEOUT
 from nova_slices.errors import ConfigError, PlacementError
 
 GROUP = "placement"
 SERVICE_TYPE = "placement"
-#: seconds before an HTTP request to Placement is abandoned
-DEFAULT_TIMEOUT = 60
 
 EMBEDDED_USER = "admin"
 EMBEDDED_ROLES = ("admin", "service")
@@ -64,7 +68,10 @@ def _sdk_placement(session, endpoint, **kwargs):
         return conn.placement
     except ksa_exc.ClientException as exc:
         raise transport_error(
-            exc, endpoint, "version discovery (GET /)"
+            exc,
+            endpoint,
+            "version discovery (GET /)",
+            getattr(session, "timeout", None),
         ) from exc
     except sdk_exc.SDKException as exc:
         raise PlacementError(
@@ -97,6 +104,7 @@ def placement_adapter(
         service.
     """
     if endpoint:
+        _check_timeout(GROUP, timeout)
         sess = ks_session.Session(
             auth=NoAuthToken(endpoint.rstrip("/"), token, roles),
             timeout=timeout,
@@ -115,6 +123,7 @@ def placement_adapter(
         sess = ks_loading.load_session_from_conf_options(
             conf, group, auth=auth
         )
+        _check_timeout(group, conf[group].timeout)
         if group == GROUP:
             return _sdk_placement(
                 sess,
@@ -136,23 +145,63 @@ def placement_adapter(
         ) from exc
 
 
-def transport_error(exc, endpoint, action):
-    """PlacementError for a keystoneauth failure before any HTTP status."""
+def _check_timeout(group, timeout):
+    """keystoneauth's ``timeout`` option has no minimum; 0 or less would
+    make every request fail (or, to requests, mean no limit)."""
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(
+            "[%s] timeout = %s: must be a positive number of seconds (the "
+            "default is %s)" % (group, timeout, DEFAULT_TIMEOUT),
+            code="config.placement-timeout",
+            key="[%s] timeout" % group,
+            value=timeout,
+        )
+
+
+def _limits(timeout, attempts):
+    """``[placement] timeout = 2 s, connect_retries = 1``: the options
+    that bound how long a call may take, with their values."""
+    text = "[placement] timeout = %s" % (
+        "%g s" % timeout if timeout is not None else "none"
+    )
+    if attempts > 1:
+        text += ", connect_retries = %d" % (attempts - 1)
+    return text
+
+
+def transport_error(exc, endpoint, action, timeout=None, attempts=1):
+    """PlacementError for a keystoneauth failure before any HTTP status.
+
+    ``timeout`` and ``attempts`` are the session's limits, named in the
+    message so that an operator can tell a dead endpoint from a short
+    timeout.
+    """
     where = endpoint or "its endpoint"
+    if isinstance(exc, ksa_exc.ConnectTimeout):
+        return PlacementError(
+            "Placement at %s did not answer %s in time (%s): %s"
+            % (where, action, _limits(timeout, attempts), exc),
+            code="placement.unreachable",
+            key="endpoint",
+            value=where,
+        )
     if isinstance(exc, ksa_exc.ConnectionError):
         # With keystone auth the failing connection may be to keystone: the
         # message of ``exc`` names the URL that could not be reached.
         return PlacementError(
-            "cannot reach Placement at %s (%s): %s" % (where, action, exc),
+            "cannot reach Placement at %s (%s; %s): %s"
+            % (where, action, _limits(timeout, attempts), exc),
             code="placement.unreachable",
             key="endpoint",
             value=where,
         )
     if isinstance(exc, ksa_exc.DiscoveryFailure):
-        # The SDK's GET / got no answer, or no Placement version document.
+        # The SDK's GET / was refused, timed out, or got no Placement
+        # version document; keystoneauth keeps no cause to tell which.
         return PlacementError(
-            "cannot reach Placement at %s: no version document answers GET "
-            "/ there (is the service running, is the URL right?)" % where,
+            "cannot reach Placement at %s: no version document came back "
+            "from GET / (%s; is the service running, is the URL right?)"
+            % (where, _limits(timeout, attempts)),
             code="placement.unreachable",
             key="endpoint",
             value=where,

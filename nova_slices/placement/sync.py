@@ -16,7 +16,9 @@ import time
 import os_resource_classes as orc
 
 from nova_slices.errors import PlacementError
+from nova_slices.placement import urls
 from nova_slices.placement.client import expect
+from nova_slices.placement.urls import path
 
 LOG = logging.getLogger(__name__)
 CONFLICT_RETRIES = 4
@@ -71,16 +73,20 @@ class ProviderTreeSync:
     def refresh(self, root):
         """Re-read this host's tree from Placement."""
         resp = expect(
-            self.client.get("/resource_providers", params={"in_tree": root}),
+            self.client.get(
+                path("resource_providers"), params={"in_tree": root}
+            ),
             200,
         )
         cache = {}
         for rp in resp.body["resource_providers"]:
             cache[rp["uuid"]] = self._read_provider(rp)
-        classes = expect(self.client.get("/resource_classes"), 200).body
+        classes = expect(self.client.get(path("resource_classes")), 200).body
         self._classes = {rc["name"] for rc in classes["resource_classes"]}
         traits = expect(
-            self.client.get("/traits", params={"name": "startswith:CUSTOM_"}),
+            self.client.get(
+                path("traits"), params={"name": "startswith:CUSTOM_"}
+            ),
             200,
         ).body
         self._traits = set(traits["traits"])
@@ -91,10 +97,11 @@ class ProviderTreeSync:
     def _read_provider(self, rp):
         uuid = rp["uuid"]
         inv = expect(
-            self.client.get(f"/resource_providers/{uuid}/inventories"), 200
+            self.client.get(path("resource_providers", uuid, "inventories")),
+            200,
         ).body
         traits = expect(
-            self.client.get(f"/resource_providers/{uuid}/traits"), 200
+            self.client.get(path("resource_providers", uuid, "traits")), 200
         ).body
         return CachedProvider(
             rp["name"],
@@ -105,7 +112,7 @@ class ProviderTreeSync:
         )
 
     def _refresh_one(self, uuid):
-        resp = self.client.get(f"/resource_providers/{uuid}")
+        resp = self.client.get(path("resource_providers", uuid))
         if resp.status == 404:
             self._cache.pop(uuid, None)
             return None
@@ -135,16 +142,20 @@ class ProviderTreeSync:
 
     def _ensure_classes(self, classes):
         for rc in classes:
+            urls.resource_class(rc)
             if rc in self._classes or not orc.is_custom(rc):
                 continue
-            expect(self.client.put(f"/resource_classes/{rc}", None), 201, 204)
+            expect(
+                self.client.put(path("resource_classes", rc), None), 201, 204
+            )
             self._classes.add(rc)
 
     def _ensure_traits(self, traits):
         for trait in traits:
+            urls.trait(trait)
             if trait in self._traits or not trait.startswith("CUSTOM_"):
                 continue
-            expect(self.client.put(f"/traits/{trait}", None), 201, 204)
+            expect(self.client.put(path("traits", trait), None), 201, 204)
             self._traits.add(trait)
 
     def _ensure_provider(self, provider, result):
@@ -174,7 +185,7 @@ class ProviderTreeSync:
         body = {"name": provider.name, "uuid": provider.uuid}
         if provider.parent_uuid:
             body["parent_provider_uuid"] = provider.parent_uuid
-        resp = self.client.post("/resource_providers", body)
+        resp = self.client.post(path("resource_providers"), body)
         if resp.status == 409:
             # another process of this host may have just created it
             existing = self._refresh_one(provider.uuid)
@@ -205,13 +216,14 @@ class ProviderTreeSync:
             "parent_provider_uuid": provider.parent_uuid,
         }
         resp = expect(
-            self.client.put(f"/resource_providers/{provider.uuid}", body), 200
+            self.client.put(path("resource_providers", provider.uuid), body),
+            200,
         )
         cached = self._cache[provider.uuid]
         cached.name, cached.parent_uuid = provider.name, provider.parent_uuid
         cached.generation = resp.body["generation"]
 
-    def _put_with_retry(self, uuid, path, field, value):
+    def _put_with_retry(self, uuid, what, field, value):
         """PUT inventories or traits if they differ; retry on conflict."""
         for _ in range(CONFLICT_RETRIES):
             cached = self._cache.get(uuid)
@@ -227,7 +239,7 @@ class ProviderTreeSync:
             elif _same_inventories(current, value):
                 return False
             resp = self.client.put(
-                f"/resource_providers/{uuid}/{path}",
+                path("resource_providers", uuid, what),
                 {
                     "resource_provider_generation": cached.generation,
                     field: value,
@@ -238,7 +250,7 @@ class ProviderTreeSync:
                 None,
             ):
                 LOG.info(
-                    "generation conflict on %s %s; refreshing", uuid, path
+                    "generation conflict on %s %s; refreshing", uuid, what
                 )
                 self._refresh_one(uuid)
                 continue
@@ -250,7 +262,7 @@ class ProviderTreeSync:
                 cached.inventories = resp.body["inventories"]
             return True
         raise PlacementError(
-            f"gave up writing {path} of provider {uuid} after "
+            f"gave up writing {what} of provider {uuid} after "
             f"{CONFLICT_RETRIES} generation conflicts",
             code="placement.concurrent_update",
         )
@@ -274,7 +286,7 @@ class ProviderTreeSync:
                 result.warnings.append(message)
                 LOG.warning(message)
                 continue
-            resp = self.client.delete(f"/resource_providers/{uuid}")
+            resp = self.client.delete(path("resource_providers", uuid))
             if resp.status == 409:
                 message = (
                     f"stale resource provider {cached.name} ({uuid}) could "
@@ -296,7 +308,8 @@ class ProviderTreeSync:
 
     def _consumers(self, uuid):
         resp = expect(
-            self.client.get(f"/resource_providers/{uuid}/allocations"), 200
+            self.client.get(path("resource_providers", uuid, "allocations")),
+            200,
         )
         return set(resp.body["allocations"])
 
