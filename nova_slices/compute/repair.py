@@ -27,7 +27,7 @@ from nova_slices.errors import (
     PlacementError,
     RequestError,
 )
-from nova_slices.placement import claims
+from nova_slices.placement import claims, urls
 from nova_slices.placement.client import expect
 
 LOG = logging.getLogger(__name__)
@@ -170,7 +170,9 @@ def release_here(driver, consumer):
     (a migration's) are kept.  Retried on a concurrent change."""
     mine = {p.uuid for p in driver.providers.providers}
     for _ in range(driver.conf.placement.claim_retries):
-        resp = expect(driver.client.get(f"/allocations/{consumer}"), 200).body
+        resp = expect(
+            driver.client.get(urls.path("allocations", consumer)), 200
+        ).body
         held = {rp: a["resources"] for rp, a in resp["allocations"].items()}
         here = {rp: res for rp, res in held.items() if rp in mine}
         if not here:
@@ -180,7 +182,7 @@ def release_here(driver, consumer):
             claims.release(driver.client, consumer)
             return here
         put = driver.client.put(
-            f"/allocations/{consumer}",
+            urls.path("allocations", consumer),
             {
                 "allocations": {
                     rp: {"resources": res} for rp, res in rest.items()
@@ -211,7 +213,7 @@ def _claim_again(driver, record, wanted):
     # guests all belong to CLI_OWNER
     owner = CLI_OWNER
     resp = driver.client.put(
-        f"/allocations/{record.instance_uuid}",
+        urls.path("allocations", record.instance_uuid),
         {
             "allocations": {
                 rp: {"resources": res} for rp, res in wanted.items()

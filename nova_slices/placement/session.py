@@ -104,7 +104,6 @@ def placement_adapter(
         service.
     """
     if endpoint:
-        _check_timeout(GROUP, timeout)
         sess = ks_session.Session(
             auth=NoAuthToken(endpoint.rstrip("/"), token, roles),
             timeout=timeout,
@@ -123,7 +122,6 @@ def placement_adapter(
         sess = ks_loading.load_session_from_conf_options(
             conf, group, auth=auth
         )
-        _check_timeout(group, conf[group].timeout)
         if group == GROUP:
             return _sdk_placement(
                 sess,
@@ -143,19 +141,6 @@ def placement_adapter(
             code="config.placement-auth",
             key="[%s] auth_type" % group,
         ) from exc
-
-
-def _check_timeout(group, timeout):
-    """keystoneauth's ``timeout`` option has no minimum; 0 or less would
-    make every request fail (or, to requests, mean no limit)."""
-    if timeout is not None and timeout <= 0:
-        raise ConfigError(
-            "[%s] timeout = %s: must be a positive number of seconds (the "
-            "default is %s)" % (group, timeout, DEFAULT_TIMEOUT),
-            code="config.placement-timeout",
-            key="[%s] timeout" % group,
-            value=timeout,
-        )
 
 
 def _limits(timeout, attempts):
