@@ -85,8 +85,16 @@ def _alias(raw, data):
     name = data.get("name", "").strip()
     if not 1 <= len(name) <= 256:
         raise _alias_error(raw, "name must be 1 to 256 characters")
+    missing = [k for k in ("vendor_id", "product_id") if k not in data]
+    if missing:
+        # Nova refuses it too (nova/pci/request.py, _validate_required_ids)
+        raise _alias_error(
+            raw,
+            f"{' and '.join(missing)} missing: an alias names a device by "
+            "vendor_id and product_id",
+        )
     for key in ("vendor_id", "product_id"):
-        if key in data and not _ALIAS_ID.fullmatch(data[key]):
+        if not _ALIAS_ID.fullmatch(data[key]):
             raise _alias_error(
                 raw, f"{key} {data[key]!r} must be 4 hex digits, e.g. 10de"
             )

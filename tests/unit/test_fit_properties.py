@@ -61,8 +61,8 @@ ALIASES = {
     "b": {"vendor_id": "8086", "product_id": "2222"},
     "pf": {"vendor_id": "15b3", "product_id": "aaaa", "device_type": TYPE_PF},
     "vf": {"vendor_id": "15b3", "product_id": "bbbb", "device_type": TYPE_VF},
-    # overlaps a and b: the requests compete for devices
-    "x": {"vendor_id": "8086"},
+    # the devices of a under another name: the requests compete for them
+    "x": {"vendor_id": "8086", "product_id": "1111"},
 }
 
 

@@ -45,10 +45,16 @@ BAD_ALIASES = [
     (f'{{"name": "a", {GPU}, "device_type": "PF"}}', "must be one of"),
     (f'{{"name": "a", {GPU}, "device_type": 1}}', "must be a string"),
     # ids: exactly 4 hex digits (Nova's PCI_VENDOR_PATTERN)
-    ('{"name": "a", "vendor_id": "nvidia"}', "vendor_id 'nvidia'"),
-    ('{"name": "a", "vendor_id": "0x10de"}', "4 hex digits"),
-    ('{"name": "a", "vendor_id": "de"}', "4 hex digits"),
-    ('{"name": "a", "product_id": "20b5\\n"}', "product_id '20b5\\n'"),
+    ('{"name": "a", "vendor_id": "nvidia", "product_id": "20b5"}', "'nvidia'"),
+    ('{"name": "a", "vendor_id": "0x10de", "product_id": "20b5"}', "4 hex"),
+    ('{"name": "a", "vendor_id": "de", "product_id": "20b5"}', "4 hex"),
+    (
+        '{"name": "a", "vendor_id": "10de", "product_id": "20b5\\n"}',
+        "product_id '20b5\\n'",
+    ),
+    # both ids (Nova's _validate_required_ids)
+    ('{"name": "a", "vendor_id": "10de"}', "product_id missing"),
+    ('{"name": "a"}', "vendor_id and product_id missing"),
     ('{"name": "a", "product_id": 8373}', "must be a string"),
     # NUMA policies Nova knows
     (f'{{"name": "a", {GPU}, "numa_policy": "strict"}}', "'strict'"),
