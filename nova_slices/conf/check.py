@@ -15,7 +15,7 @@ a current name both set, one of which oslo.config would silently ignore.
 import glob
 import os
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 
 from nova_slices.errors import ConfigError
 
@@ -112,11 +112,25 @@ def _undecodable(args, kwargs):
 # -- option values -----------------------------------------------------------
 
 
+#: types whose empty value oslo.config reads as None, not as an error
+_EMPTY_IS_NONE = (types.Integer, types.Float, types.Boolean)
+
+
 def _read(conf, group, name, known):
     try:
-        return conf[group][name] if group else conf[name]
+        value = conf[group][name] if group else conf[name]
     except (cfg.Error, ValueError) as exc:
         raise _value_error(conf, group, name, known, exc) from None
+    opt = known.get((group or "DEFAULT", name))
+    if (
+        value is None
+        and opt is not None
+        and opt.default is not None
+        and isinstance(opt.type, _EMPTY_IS_NONE)
+    ):
+        # "reserved_host_memory_mb =" would replace the default by None
+        raise _value_error(conf, group, name, known, ValueError("it is empty"))
+    return value
 
 
 def check_values(conf, known, groups=None):
@@ -184,7 +198,8 @@ def describe(opt_type):
         words.append(f"<= {opt_type.max}")
     if getattr(opt_type, "max_length", None):
         words.append(f"of at most {opt_type.max_length} characters")
-    return "a " + " ".join(words)
+    text = " ".join(words)
+    return ("an " if text[0] in "aeiou" else "a ") + text
 
 
 def _value_error(conf, group, name, known, exc):

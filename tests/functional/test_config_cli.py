@@ -20,6 +20,9 @@ LONG_CLASS = "CUSTOM_" + "X" * 300
 # (group, option, value as written): the file sets just that
 BAD_VALUES = [
     ("DEFAULT", "reserved_host_memory_mb", "-1"),
+    # empty: oslo.config would read None in place of the default
+    ("DEFAULT", "reserved_host_memory_mb", ""),
+    ("placement", "claim_retries", ""),
     ("DEFAULT", "reserved_host_cpus", "2.5"),
     ("DEFAULT", "cpu_allocation_ratio", "-0.5"),
     ("DEFAULT", "ram_allocation_ratio", "lots"),
