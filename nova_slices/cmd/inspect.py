@@ -1,11 +1,10 @@
 """Commands that inspect without claiming: validate, topology, request, fit."""
 
-import json
-
 from nova_slices import xmlinput
 from nova_slices.cmd.output import emit_errors, emit_json
 from nova_slices.cmd.render import render_fit, render_request
 from nova_slices.compute import factory
+from nova_slices.conf import jsonvalue
 from nova_slices.errors import HostError, NovaSlicesError, RequestError
 from nova_slices.fit import claims
 from nova_slices.fit.fitter import fit as fit_guest
@@ -144,23 +143,11 @@ def fit(args, rt):
     return 0 if fits else 1
 
 
-def _unique_keys(pairs):
-    """json's object hook that refuses a key given twice (json keeps the
-    last one silently, so a usage entry would vanish)."""
-    keys = [k for k, _ in pairs]
-    repeated = sorted({k for k in keys if keys.count(k) > 1})
-    if repeated:
-        raise ValueError(f"key {repeated[0]!r} appears twice in one object")
-    return dict(pairs)
-
-
 def _usage(path, topo, devices):
     """The --usage-json file, refused unless it describes this host."""
     source = f"--usage-json {path}"
     try:
-        data = json.loads(
-            _read(path, "--usage-json"), object_pairs_hook=_unique_keys
-        )
+        data = jsonvalue.loads(_read(path, "--usage-json"))
     except (ValueError, RecursionError) as exc:
         raise HostError(
             f"{source}: not JSON ({exc or 'nested too deeply'})",
