@@ -231,10 +231,12 @@ class DeviceLocality:
         )
         if self.policy == "socket" and self.cells_without_socket:
             code = "pci.socket-unknown"
+            unknown = self.cells_without_socket
             rule = (
-                f"host {_cells(self.cells_without_socket)} "
-                "have no socket, so, as in Nova, the socket policy takes "
-                "only devices on the slice's own cells"
+                f"host {_cells(unknown)} "
+                f"{'has' if len(unknown) == 1 else 'have'} no socket, so, "
+                "as in Nova, the socket policy takes only devices on the "
+                "slice's own cells"
             )
         elif self.policy == "socket":
             code = "pci.no-device-on-socket"
