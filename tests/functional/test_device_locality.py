@@ -166,6 +166,13 @@ def fill_cell_0(cli, config):
         assert "device_locality" not in out
 
 
+def spawned(cli, config, name, slice_name, *extra):
+    """Spawn, check the slice, return the output and its one device."""
+    status, out, err = spawn(cli, config, name, *extra)
+    assert (status, out["slice"]) == (0, slice_name), err
+    return out, only_device(out)
+
+
 def only_device(out):
     [device] = out["device_locality"]["devices"]
     return device
@@ -208,9 +215,7 @@ def test_a_vf_from_the_cell_then_the_socket_then_anywhere(cli, config):
     assert out["devices"] == {"pci": ["0000:5e:00.2"], "mdevs": []}
 
     # cell 1's only VF is taken: its socket's NIC, on cell 0
-    status, out, err = spawn(cli, config, "g4", *VF)
-    assert (status, out["slice"]) == (0, "1_4"), err
-    device = only_device(out)
+    out, device = spawned(cli, config, "g4", "1_4", *VF)
     assert (device["device"], device["numa_node"], device["locality"]) == (
         NIC_A,
         0,
@@ -221,9 +226,7 @@ def test_a_vf_from_the_cell_then_the_socket_then_anywhere(cli, config):
 
     # socket 0's slices are full; slice 1_5 on cell 2 (socket 1) has no
     # NIC on its socket
-    status, out, err = spawn(cli, config, "g5", *VF)
-    assert (status, out["slice"]) == (0, "1_5"), err
-    device = only_device(out)
+    out, device = spawned(cli, config, "g5", "1_5", *VF)
     assert (device["device"], device["locality"]) == (NIC_A, "elsewhere")
     assert device["reason"] == "elsewhere: none free on socket 1"
 
@@ -234,9 +237,7 @@ def test_a_vf_from_the_cell_then_the_socket_then_anywhere(cli, config):
 
 def test_a_vgpu_from_the_cell_then_anywhere(cli, config):
     fill_cell_0(cli, config)
-    status, out, err = spawn(cli, config, "g3", *VGPU)
-    assert (status, out["slice"]) == (0, "1_3"), err
-    device = only_device(out)
+    out, device = spawned(cli, config, "g3", "1_3", *VGPU)
     assert (device["device"], device["locality"], device["reason"]) == (
         T4_B,
         "cell",
@@ -244,9 +245,7 @@ def test_a_vgpu_from_the_cell_then_anywhere(cli, config):
     )
     assert device["bound"] == out["devices"]["mdevs"]
     # T4_B's one vGPU is taken; T4_A is on socket 1
-    status, out, err = spawn(cli, config, "g4", *VGPU)
-    assert (status, out["slice"]) == (0, "1_4"), err
-    device = only_device(out)
+    out, device = spawned(cli, config, "g4", "1_4", *VGPU)
     assert (device["device"], device["numa_node"], device["socket"]) == (
         T4_A,
         2,

@@ -240,22 +240,23 @@ def one_device(topology, node):
     )
 
 
+def fit_socket(topology, guest, device):
+    """A socket-policy guest pinned to cell ``guest``, one device on
+    cell ``device``: the fitter's answer."""
+    return fit(
+        topology,
+        socket_guest(guest),
+        devices=one_device(topology, device),
+        aliases=ALIASES,
+    )
+
+
 def test_complete_host_widens_to_the_socket():
     topology = flat((0, 0, 1, 1))
-    got = fit(
-        topology,
-        socket_guest(0),
-        devices=one_device(topology, 1),
-        aliases=ALIASES,
-    )
+    got = fit_socket(topology, 0, 1)
     assert isinstance(got, Placement)
     assert got.pci_devices == ("0000:81:00.0",)
-    got = fit(
-        topology,
-        socket_guest(0),
-        devices=one_device(topology, 2),
-        aliases=ALIASES,
-    )
+    got = fit_socket(topology, 0, 2)
     assert [r.code for r in got.reasons] == ["pci.no-device-on-socket"]
 
 
@@ -272,20 +273,10 @@ def test_partial_host_refuses_the_socket_with_the_cell_named(
     topology = flat(sockets)
     assert topology.cells_without_socket == (unknown,)
     # a device on the guest's own cell still serves (Nova's first step)
-    got = fit(
-        topology,
-        socket_guest(guest),
-        devices=one_device(topology, guest),
-        aliases=ALIASES,
-    )
+    got = fit_socket(topology, guest, guest)
     assert isinstance(got, Placement)
     # one on the other cell of its socket does not any more
-    got = fit(
-        topology,
-        socket_guest(guest),
-        devices=one_device(topology, device),
-        aliases=ALIASES,
-    )
+    got = fit_socket(topology, guest, device)
     assert isinstance(got, Rejection)
     [reason] = got.reasons
     assert (reason.code, reason.host_cell) == ("pci.socket-unknown", unknown)
@@ -306,19 +297,9 @@ def test_memory_only_cells_with_distances_keep_the_socket_policy():
     ]
     assert topology.cells_without_socket == ()
     # a device hanging off socket 0's HBM cell serves a guest on cell 0
-    got = fit(
-        topology,
-        socket_guest(0),
-        devices=one_device(topology, 2),
-        aliases=ALIASES,
-    )
+    got = fit_socket(topology, 0, 2)
     assert isinstance(got, Placement)
-    got = fit(
-        topology,
-        socket_guest(0),
-        devices=one_device(topology, 3),
-        aliases=ALIASES,
-    )
+    got = fit_socket(topology, 0, 3)
     assert [r.code for r in got.reasons] == ["pci.no-device-on-socket"]
 
 
