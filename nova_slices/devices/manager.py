@@ -130,12 +130,6 @@ class DeviceManager:
                 ):
                     yield rp, info.resource_class, uuid
 
-    def numa_node_of_provider(self, rp):
-        """The NUMA node of a device provider's device (None: unknown)."""
-        info = self.index.get(rp)
-        device = self._devices.get(info.address) if info else None
-        return device.numa_node if device else None
-
     def sites(self):
         """{provider: DeviceSite}: where every device provider's device is
         (a VF inventory's PF, an mdev type's parent)."""

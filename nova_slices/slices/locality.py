@@ -64,7 +64,15 @@ def slice_locality(domain, topology):
         cells |= _nodes(el.get("nodeset"))
     for el in domain.iterfind("numatune/memnode"):
         cells |= _nodes(el.get("nodeset"))
-    cells = frozenset(c for c in cells if topology.cell(c) is not None)
+    return of_cells(
+        (c for c in cells if topology.cell(c) is not None), topology
+    )
+
+
+def of_cells(cells, topology):
+    """SliceLocality of a guest on host ``cells`` (a slice's, or a
+    dynamic guest's as the fitter placed it)."""
+    cells = frozenset(cells)
     return SliceLocality(cells, policy_sockets(topology, cells))
 
 
@@ -78,6 +86,31 @@ class DeviceSite:
     address: str
     numa_node: int | None
     socket: int | None
+
+
+def tier(where, site):
+    """CELL, SOCKET or ELSEWHERE: where ``site`` (a DeviceSite) is
+    relative to ``where`` (a SliceLocality)."""
+    if site.numa_node is not None and site.numa_node in where.cells:
+        return CELL
+    if (
+        where.sockets is not None
+        and site.socket is not None
+        and site.socket in where.sockets
+    ):
+        return SOCKET
+    return ELSEWHERE
+
+
+def nearness(where, sites):
+    """{provider: score} of the device ``sites`` near ``where`` (cell 2,
+    socket 1; others left out): what a dynamic guest's claim prefers."""
+    out = {}
+    for rp, site in sites.items():
+        score = _SCORE[tier(where, site)]
+        if score:
+            out[rp] = score
+    return out
 
 
 def _cells(ids, word="cell"):
@@ -100,16 +133,7 @@ class DeviceLocality:
     policy: str | None = None
 
     def tier(self, slice_name, rp):
-        where, site = self.slices[slice_name], self.sites[rp]
-        if site.numa_node is not None and site.numa_node in where.cells:
-            return CELL
-        if (
-            where.sockets is not None
-            and site.socket is not None
-            and site.socket in where.sockets
-        ):
-            return SOCKET
-        return ELSEWHERE
+        return tier(self.slices[slice_name], self.sites[rp])
 
     def allows(self, slice_name, rp):
         """Whether the policy lets the slice's guest have ``rp``'s device."""

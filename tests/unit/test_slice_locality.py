@@ -12,6 +12,8 @@ from nova_slices.slices.locality import (
     DeviceLocality,
     DeviceSite,
     SliceLocality,
+    nearness,
+    of_cells,
     slice_locality,
     with_bound,
 )
@@ -229,3 +231,15 @@ def test_refusal_names_the_policy_slices_and_devices(policy, unknown, code):
     assert "VGPU free on devices of unknown NUMA node" in err.message
     if unknown:
         assert "host cell 3 has no socket" in err.message
+
+
+def test_nearness_of_a_dynamic_guests_cells():
+    where = of_cells([1], BUNDLE)
+    assert where == S1
+    assert nearness(where, SITES) == {"nic-1": 2, "nic-0": 1}
+    # a guest on both sockets: every device with a known socket is near
+    assert nearness(of_cells([1, 2], BUNDLE), SITES) == {
+        "nic-1": 2,
+        "nic-2": 2,
+        "nic-0": 1,
+    }
