@@ -10,6 +10,7 @@ The slice's cells come from its rendered template (1_3 and 1_4 pin cell
 """
 
 import os
+import pathlib
 import re
 import shutil
 
@@ -371,3 +372,26 @@ def test_bundle_copy_is_the_shipped_one_plus_cell_1_devices(tmp_path):
     }
     assert devices["0000:5e:00.2"].parent_address == NIC_B
     assert os.path.exists(bundle / "capabilities.xml")
+
+
+def test_on_the_shipped_bundle_packing_first_then_locality(cli, tmp_path):
+    """The shipped gpu8-2s as it is (the NIC on cell 0, the T4 on cell
+    2): a vGPU guest on a fresh host takes 1_5, beside the T4; a VF guest
+    then fills 4_2 (packing comes first) and is told why its VF is far."""
+    shipped = pathlib.Path(data.host_bundle())
+    with FakeSysfs.like_host(
+        tmp_path / "sys", bundle_devices(shipped)
+    ) as kernel:
+        extra = tmp_path / "sysfs.conf"
+        extra.write_text(f"[devices]\nmdev_sysfs_root = {kernel.root}\n")
+        config = [BUNDLE_CONF, str(extra)]
+        out, device = spawned(cli, config, "g1", "1_5", *VGPU)
+        assert (device["device"], device["reason"]) == (
+            T4_A,
+            "on the slice's cell 2",
+        )
+        out, device = spawned(cli, config, "g2", "1_6", *VF)
+        assert (device["device"], device["reason"]) == (
+            NIC_A,
+            "elsewhere: none free on socket 1",
+        )
