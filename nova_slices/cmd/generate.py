@@ -138,7 +138,7 @@ def _write(out_dir, files):
         ) from None
 
 
-def _taken(conf, topology, devices):
+def configured_taken(conf, topology, devices):
     """What the configuration gives guests besides slices, and its mdev
     types (resolved and checked against the host)."""
     mdev_types = (
@@ -185,7 +185,7 @@ def run(args, rt):
     )
     conf, host = rt.conf, rt.host
     topology, devices = host.topology(), host.devices()
-    mdev_types, taken = _taken(conf, topology, devices)
+    mdev_types, taken = configured_taken(conf, topology, devices)
     plan = generate.plan(topology, devices, options, taken)
     carried = carry(
         raw_values(conf),

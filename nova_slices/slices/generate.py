@@ -562,8 +562,8 @@ def _cell_pages(cell, k, size, options, taken, notes):
         f"NUMA cell {cell.id} has {max(available or 0, 0)} "
         f"{format_size(size)} pages left for slices (after "
         "--reserved-memory-mb and [DEFAULT] reserved_huge_pages) for "
-        f"{k} GPU(s), less than a MiB each; use another --page-size or "
-        "keep less memory with --reserved-memory-mb",
+        f"{k} GPU(s): not a page (or a whole MiB) each; use another "
+        "--page-size or keep less memory with --reserved-memory-mb",
         "not-enough-memory",
         "--reserved-memory-mb",
         options.reserved_memory_mb,
