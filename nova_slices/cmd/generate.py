@@ -159,6 +159,20 @@ def configured_taken(conf, topology, devices):
     )
 
 
+def carry_conf(conf, devices, mdev_types, gpus):
+    """The input configuration carried over for slice GPUs ``gpus``."""
+    return carry(
+        raw_values(conf),
+        {key for key, opt in known_opts(conf).items() if opt.multi},
+        host_selection(conf.libvirt),
+        conf.pci.device_spec,
+        conf.pci.alias,
+        mdev_types,
+        devices,
+        [g.address for g in gpus],
+    )
+
+
 def _command(args, out_dir):
     words = ["nova-slices"]
     for path in args.config_file:
@@ -187,16 +201,7 @@ def run(args, rt):
     topology, devices = host.topology(), host.devices()
     mdev_types, taken = configured_taken(conf, topology, devices)
     plan = generate.plan(topology, devices, options, taken)
-    carried = carry(
-        raw_values(conf),
-        {key for key, opt in known_opts(conf).items() if opt.multi},
-        host_selection(conf.libvirt),
-        conf.pci.device_spec,
-        conf.pci.alias,
-        mdev_types,
-        devices,
-        [g.address for g in plan.gpus],
-    )
+    carried = carry_conf(conf, devices, mdev_types, plan.gpus)
     with open(
         os.path.join(data.templates_dir(), BASE_TEMPLATE), encoding="utf-8"
     ) as f:
