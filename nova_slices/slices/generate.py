@@ -112,7 +112,8 @@ class Plan:
     page_size_kb: int
     #: the page size is the host's base page (no hugepages)
     base_pages: bool
-    #: CPUs no slice pins: the host's, and the emulator threads'
+    #: CPUs no slice pins: the host's, and the emulator threads' (those
+    #: of cells with GPUs or in a slice; other cells' wholly)
     host_cpus: frozenset
     #: the whole-PCI devices chosen as GPUs
     gpus: tuple
@@ -237,7 +238,8 @@ def plan(topology, devices, options=None, taken=None):
         tuple(slices),
         size,
         base,
-        frozenset().union(*kept_by_cell.values()),
+        # the root (first) holds every slice's CPUs
+        topology.cpu_ids - slices[0].pinned_cpus,
         gpus,
         tuple(notes),
     )
