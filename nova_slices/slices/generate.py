@@ -112,8 +112,8 @@ class Plan:
     page_size_kb: int
     #: the page size is the host's base page (no hugepages)
     base_pages: bool
-    #: CPUs no slice pins: the host's, and the emulator threads' (those
-    #: of cells with GPUs or in a slice; other cells' wholly)
+    #: CPUs no slice pins: kept for the host (and emulator threads), or
+    #: in a cell no slice uses
     host_cpus: frozenset
     #: the whole-PCI devices chosen as GPUs
     gpus: tuple
