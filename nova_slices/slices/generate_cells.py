@@ -48,6 +48,7 @@ class Taken:
 
 
 def refuse(message, code, key, value):
+    """A refusal of generate-slices: exit 2, code ``generate.<code>``."""
     return RequestError(message, code=f"generate.{code}", key=key, value=value)
 
 
