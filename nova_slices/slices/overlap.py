@@ -271,6 +271,14 @@ def _heaviest(tree, weight):
 
 
 def _pages(tree, held, topology, restrictions):
+    """Hugepages over a cell's pool: of one slice alone, and of the
+    heaviest set of slices that may run together.
+
+    The set is searched with every slice's pages capped at the pool, so
+    that a slice too large on its own (reported once, by itself) does
+    not hide a set of smaller ones that is too large together: with the
+    cap, only a set of two or more can exceed the pool.
+    """
     weights = {}
     for name, holdings in held.items():
         for key, count in holdings.pages:
@@ -283,35 +291,36 @@ def _pages(tree, held, topology, restrictions):
             continue  # the template's host check names the missing pool
         reserved = restrictions.reserved(cell_id, size) if restrictions else 0
         capacity = pool.total - reserved
-        total, names = _heaviest(tree, weight)
-        names = sorted(names, key=list(tree.slices).index)
-        if total <= capacity:
-            continue
-        each = ", ".join(f"{n}: {weight[n]}" for n in names)
         room = (
             f"host cell {cell_id} has {capacity} {size_name(size)} pages "
             f"for guests ({pool.total} in its pool, {reserved} kept by "
             "[DEFAULT] reserved_huge_pages)"
         )
-        value = {
-            "slices": list(names),
-            "cell": cell_id,
-            "size_kb": size,
-            "pages": total,
-            "capacity": capacity,
-        }
-        if len(names) == 1:
-            out.append(
-                ConfigError(
-                    f"{OPTION}: slice {names[0]}'s template holds {total} "
-                    f"{size_name(size)} pages on host cell {cell_id} but "
-                    f"{room}; shrink its memory or move it to another cell",
-                    code="slice.pages-over-pool",
-                    key=OPTION,
-                    value=value,
+        where = {"cell": cell_id, "size_kb": size, "capacity": capacity}
+        for name in tree.slices:
+            if weight.get(name, 0) > capacity:
+                out.append(
+                    ConfigError(
+                        f"{OPTION}: slice {name}'s template holds "
+                        f"{weight[name]} {size_name(size)} pages on host "
+                        f"cell {cell_id} but {room}; shrink its memory or "
+                        "spread it over other cells",
+                        code="slice.pages-over-pool",
+                        key=OPTION,
+                        value={
+                            "slices": [name],
+                            "pages": weight[name],
+                            **where,
+                        },
+                    )
                 )
-            )
+        capped = {n: min(w, capacity) for n, w in weight.items()}
+        most, chosen = _heaviest(tree, capped)
+        if most <= capacity:
             continue
+        names = sorted(chosen, key=list(tree.slices).index)
+        total = sum(weight[n] for n in names)
+        each = ", ".join(f"{n}: {weight[n]}" for n in names)
         out.append(
             ConfigError(
                 f"{OPTION}: slices {', '.join(names)} {_RUN_TOGETHER_ALL} "
@@ -321,7 +330,7 @@ def _pages(tree, held, topology, restrictions):
                 "other (conflict_parent)",
                 code="slice.overlap-pages",
                 key=OPTION,
-                value=value,
+                value={"slices": names, "pages": total, **where},
             )
         )
     return out
