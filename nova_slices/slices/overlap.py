@@ -38,9 +38,13 @@ is what ``conflict_parent`` is for.  Between any other two:
     not exclude what the child uses.
 
 Every problem is a :class:`~nova_slices.errors.ConfigError` naming the
-slices and the shared thing; they come out in a stable order (the kinds
-as above, then the slices in configuration order).
+slices (``value["slices"]``) and the shared thing, in a stable order:
+children outside their parent first (a wrong ``conflict_parent`` link
+usually explains the overlaps that follow), then devices, CPUs, emulator
+CPUs and pages, each by the slices' order in the configuration.
 """
+
+import dataclasses
 
 from nova_slices.cpuset import format_cpuset
 from nova_slices.errors import ConfigError
@@ -67,7 +71,8 @@ def check_slice_overlaps(tree, holdings_by_slice, topology, restrictions=None):
 
     ``holdings_by_slice`` maps slice names to the Holdings of their
     rendered templates; a slice missing from it (its template does not
-    render; ``validate`` reports that) holds nothing here.
+    render or fit the host; ``validate`` reports that, and no guest can
+    be defined from it) holds nothing here.
     ``restrictions`` (HostRestrictions or None) supplies the hugepages
     kept from guests.  Returns a tuple of ConfigError, empty when the
     slices are disjoint wherever they may run together.
@@ -80,16 +85,18 @@ def check_slice_overlaps(tree, holdings_by_slice, topology, restrictions=None):
         + _shared_devices(held, apart)
         + _shared_cpus(held, apart)
         + _emulator_on_pins(held, apart)
-        + _pages(tree, held, topology, restrictions)
+        + _pages(tree, held, topology, restrictions, apart)
     )
 
 
+@dataclasses.dataclass(frozen=True)
 class _Apart:
     """Which slices may run together, and their configuration order."""
 
-    def __init__(self, order, conflicts):
-        self.order = order
-        self.conflicts = conflicts
+    #: {slice: position in the configuration}
+    order: dict
+    #: {slice: its ancestors and descendants}
+    conflicts: dict
 
     def together(self, a, b):
         return a != b and b not in self.conflicts[a]
@@ -270,7 +277,7 @@ def _heaviest(tree, weight):
     )
 
 
-def _pages(tree, held, topology, restrictions):
+def _pages(tree, held, topology, restrictions, apart):
     """Hugepages over a cell's pool: of one slice alone, and of the
     heaviest set of slices that may run together.
 
@@ -318,7 +325,7 @@ def _pages(tree, held, topology, restrictions):
         most, chosen = _heaviest(tree, capped)
         if most <= capacity:
             continue
-        names = sorted(chosen, key=list(tree.slices).index)
+        names = sorted(chosen, key=apart.order.get)
         total = sum(weight[n] for n in names)
         each = ", ".join(f"{n}: {weight[n]}" for n in names)
         out.append(

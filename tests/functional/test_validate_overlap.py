@@ -17,6 +17,7 @@ from nova_slices.placement.client import expect
 from nova_slices.placement.urls import path
 from tests.functional.conftest import BUNDLE_CONF
 
+ONE_GPU = "CUSTOM_SLICE_1_GPU_V1"
 SHIPPED = [
     line
     for line in open(BUNDLE_CONF).read().splitlines()
@@ -132,6 +133,18 @@ def _placement_state(placement):
     return out
 
 
+def _spawn_one_gpu(cli, name, config):
+    return cli(
+        "spawn",
+        name,
+        "--slice-class",
+        ONE_GPU,
+        "--format",
+        "json",
+        config=config,
+    )
+
+
 @pytest.mark.parametrize(
     "breaker,reported,refused",
     [c[1:] for c in CASES],
@@ -143,15 +156,7 @@ def test_overlapping_slices_are_refused(
     good = _bundle_copy(tmp_path / "good", lambda specs, _: specs)
     bad = _bundle_copy(tmp_path / "bad", breaker)
     # a guest on the good tree, so there is something to leave alone
-    status, guest, _ = cli(
-        "spawn",
-        "g1",
-        "--slice-class",
-        "CUSTOM_SLICE_1_GPU_V1",
-        "--format",
-        "json",
-        config=good,
-    )
+    status, guest, _ = _spawn_one_gpu(cli, "g1", good)
     assert status == 0, guest
     before = _placement_state(placement)
     assert any(guest["instance_uuid"] in held for _, held in before.values())
@@ -169,15 +174,7 @@ def test_overlapping_slices_are_refused(
     assert f"error [{code}]" in err
     assert "11 of 11 slice templates render valid domain XML" in text
 
-    status, out, err = cli(
-        "spawn",
-        "g2",
-        "--slice-class",
-        "CUSTOM_SLICE_1_GPU_V1",
-        "--format",
-        "json",
-        config=bad,
-    )
+    status, out, err = _spawn_one_gpu(cli, "g2", bad)
     assert status == 2, out
     [error] = out["errors"]
     assert (error["code"], error["value"]["slices"]) == refused
