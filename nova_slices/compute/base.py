@@ -367,10 +367,11 @@ class HostDriver(abc.ABC):
     def where(self, record):
         """Where the guest runs, for messages."""
 
+    @abc.abstractmethod
     def check_startup(self):
         """Refuse, before a command uses the host, what building the
-        driver could not see (a slice host renders its templates to
-        find slices that overlap); nothing by default."""
+        driver could not see (a slice host renders its templates to find
+        slices that overlap)."""
 
     @abc.abstractmethod
     def validate(self):
