@@ -151,9 +151,11 @@ class Runtime(contextlib.ExitStack):
         if self._driver is None:
             # before libvirt is opened: the choice is the configuration's
             check_placement_choice(self.conf)
-            self._driver = factory.open_driver(
-                self.conf, self.host, self.client
-            )
+            driver = factory.open_driver(self.conf, self.host, self.client)
+            # a host whose slices overlap is refused before any command
+            # (spawn above all) uses it; ``validate`` reports it instead
+            driver.check_startup()
+            self._driver = driver
         return self._driver
 
     @functools.cached_property
