@@ -151,12 +151,24 @@ class Runtime(contextlib.ExitStack):
         if self._driver is None:
             # before libvirt is opened: the choice is the configuration's
             check_placement_choice(self.conf)
-            driver = factory.open_driver(self.conf, self.host, self.client)
-            # a host whose slices overlap is refused before any command
-            # (spawn above all) uses it; ``validate`` reports it instead
-            driver.check_startup()
-            self._driver = driver
+            self._driver = factory.open_driver(
+                self.conf, self.host, self.client
+            )
         return self._driver
+
+    @functools.cached_property
+    def placing_driver(self):
+        """The driver, for commands that give the host away (spawn, sync).
+
+        A host whose slices overlap is refused here, before anything is
+        claimed or reported to Placement; ``validate`` lists every
+        overlap instead.  Commands that only read or free the host
+        (``list``, ``usage``, ``destroy``, ``release``) still run on it,
+        so an operator can see and clean up what already runs there
+        while fixing the templates.
+        """
+        self.driver.check_startup()
+        return self.driver
 
     @functools.cached_property
     def has_slices(self):

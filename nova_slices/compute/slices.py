@@ -72,7 +72,8 @@ class SliceDriver(HostDriver):
         return holdings, errors
 
     def check_startup(self):
-        """Refuse a host whose slices overlap, before any command uses it.
+        """Refuse a host whose slices overlap, before a command gives it
+        away (``Runtime.placing_driver``, nova-compute's ``init_host``).
 
         Every template is rendered and checked as ``validate`` does
         (about 0.15 s for the shipped eleven).  One that fails is left to

@@ -201,3 +201,32 @@ def test_bundle_copy_is_clean(cli, tmp_path):
     status, report, _ = cli("validate", "--format", "json", config=config)
     assert status == 0, report
     assert len(report["slices"]) == 11
+
+
+def test_overlapping_host_can_still_be_inspected_and_cleaned_up(
+    cli, tmp_path, placement
+):
+    """Only commands that give the host away are refused: an operator
+    whose templates were broken under running guests can still list
+    them and destroy them while fixing the templates."""
+    good = _bundle_copy(tmp_path / "good", lambda specs, _: specs)
+    bad = _bundle_copy(tmp_path / "bad", _siblings_share_a_gpu)
+    status, guest, _ = _spawn_one_gpu(cli, "g1", good)
+    assert status == 0, guest
+
+    status, out, _ = cli("sync", "--format", "json", config=bad)
+    assert status == 2
+    assert [e["code"] for e in out["errors"]] == ["slice.overlap-device"]
+
+    status, listing, _ = cli("list", "--format", "json", config=bad)
+    assert status == 0, listing
+    assert [g["name"] for g in listing["guests"]] == ["g1"]
+    status, _, err = cli("providers", config=bad)
+    assert status == 0, err
+
+    status, out, err = cli("destroy", "g1", "--format", "json", config=bad)
+    assert status == 0, (out, err)
+    status, listing, _ = cli("list", "--format", "json", config=bad)
+    assert listing["guests"] == []
+    held = [held for _, held in _placement_state(placement).values()]
+    assert guest["instance_uuid"] not in str(held)
