@@ -24,8 +24,9 @@ The rules:
 * memory: the page size the request allows (explicit, smallest pool for
   ``small``, any but the smallest for ``large``, any for ``any``), the
   memory a multiple of it, enough free pages after usage and
-  ``reserved_huge_pages``; without a page size a pinned guest cell needs
-  free small-page memory, a floating one fits in the small pool's total;
+  ``reserved_huge_pages``; without a page size every cell of a guest
+  whose CPU policy pins (dedicated, mixed) needs free small-page memory,
+  a shared guest's cell fits in the small pool's total;
 * PCI: chosen devices distinct, existing, free (a PF with a VF in use or
   a VF of a PF in use is not free), as many as asked, assignable to the
   requests by alias and NUMA policy relative to the chosen host cells
@@ -148,6 +149,13 @@ def allowed_page_sizes(cell, pagesize):
     if pagesize == ANY:
         return sizes
     return [s for s in sizes if s == pagesize]
+
+
+def pins(request):
+    """Does the guest's CPU policy pin?  Then none of its cells may
+    overcommit memory, even a mixed guest's cell without dedicated
+    vCPUs (Nova decides by the policy, not by the cell)."""
+    return request.cpu_policy in ("dedicated", "mixed")
 
 
 def small_memory_mb(cell, usage, restrictions, pinned):
@@ -425,7 +433,7 @@ def _check_memory(g, h, cp, request, usage, restrictions):
     if request.pagesize is None:
         if cp.pagesize_kb is not None:
             return [f"{where}: page size {cp.pagesize_kb} never asked for"]
-        have = small_memory_mb(h, usage, restrictions, bool(g.pcpus))
+        have = small_memory_mb(h, usage, restrictions, pins(request))
         if g.memory_mb > have:
             return [f"{where}: {g.memory_mb} MB in {have} MB of small pages"]
         return []

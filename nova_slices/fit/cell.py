@@ -26,6 +26,10 @@ class CellRequest:
     pagesize: object  # None, SMALL, LARGE, ANY or KiB
     #: extra pCPUs to reserve with this cell (isolated emulator thread)
     extra_pcpus: int = 0
+    #: the guest's CPU policy pins (dedicated or mixed): its memory never
+    #: overcommits, in every cell -- a mixed guest's cell without
+    #: dedicated vCPUs too (Nova's ``use_free`` goes by the policy)
+    pinned_guest: bool = False
 
 
 def _reason(code, message, cell, guest, requested=None, available=None):
@@ -98,6 +102,7 @@ def fit_cell(guest, cell, usage, restrictions):
         memory_mb=guest.memory_mb,
         pagesize_kb=memory,
         shared_vcpus=len(guest.shared),
+        pinned_guest=guest.pinned_guest,
     )
 
 
@@ -117,7 +122,7 @@ def _memory(guest, cell, usage, restrictions, reasons):
     need_kb = guest.memory_mb * 1024
     sizes = sorted(p.size_kb for p in cell.pages)
     if guest.pagesize is None:
-        pinned = bool(guest.pinned)
+        pinned = guest.pinned_guest
         if sizes:
             small = sizes[0]
             have = (

@@ -43,6 +43,7 @@ from tests.fitcheck import (
     make_cell,
     make_host,
     pci_slots,
+    pins,
     pools_of,
     small_memory_mb,
     smt_groups,
@@ -341,7 +342,7 @@ def cell_fits(guest, cell, request, usage, restrictions):
 
 def memory_fits(guest, cell, request, usage, restrictions):
     if request.pagesize is None:
-        have = small_memory_mb(cell, usage, restrictions, bool(guest.pcpus))
+        have = small_memory_mb(cell, usage, restrictions, pins(request))
         return guest.memory_mb <= have
     need_kb = guest.memory_mb * 1024
     return any(

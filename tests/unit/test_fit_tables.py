@@ -477,6 +477,55 @@ def test_pinned_guest_needs_free_small_pages_floating_guest_does_not():
     placed(host, req(2, 3200, hw_numa_nodes=1), now)
 
 
+def mixed_two_cells():
+    """Guest cell 0 pins vCPUs 0-1; guest cell 1 has only shared vCPU 2."""
+    return req(
+        3,
+        2048,
+        hw_cpu_policy="mixed",
+        hw_cpu_dedicated_mask="0-1",
+        hw_numa_nodes=2,
+        hw_numa_cpus_0="0-1",
+        hw_numa_cpus_1="2",
+        hw_numa_mem_0=1024,
+        hw_numa_mem_1=1024,
+    )
+
+
+# host cell 1: 2048 MB of 4 KiB pages, 1536 MB of them used, and 2 free
+# 1 GiB pages; 4096 MB in all, 2560 MB of it free, 512 MB as small pages
+SHORT_OF_SMALL_PAGES = make_host(
+    make_cell(0, smt_groups(0, 4, 1)),
+    make_cell(1, smt_groups(4, 4, 1), small_mb=2048, huge=((G1, 2),)),
+)
+SMALL_PAGES_USED = usage(c1=CellUsage(memory_mb=1536, pages=((4, 393216),)))
+
+
+def test_mixed_guest_cell_without_pinned_vcpus_needs_free_small_pages():
+    """Every cell of a mixed guest gets small pages that are free, as in
+    Nova (``use_free`` for the whole guest's CPU policy), not only the
+    cells holding dedicated vCPUs: guest cell 1 used to be checked
+    against the 4 KiB pool's total and was given 1024 MB on host cell 1,
+    which had 512 MB of small pages left."""
+    request = mixed_two_cells()
+    assert request.cells[1].pcpus == frozenset()
+    got = rejected(SHORT_OF_SMALL_PAGES, request, SMALL_PAGES_USED)
+    assert codes(got) == {"numa.not-enough-distinct-cells"}
+    # pinned there, the reason carries the numbers
+    pinned = dataclasses.replace(
+        request,
+        cells=(
+            request.cells[0],
+            dataclasses.replace(request.cells[1], host_cell=1),
+        ),
+    )
+    got = rejected(SHORT_OF_SMALL_PAGES, pinned, SMALL_PAGES_USED)
+    r = reason(got, "numa.not-enough-memory", host_cell=1, guest_cell=1)
+    assert (r.requested, r.available) == (1024, 512)
+    # with the small pages free again it fits, guest cell 1 on host cell 1
+    assert hosts_of(placed(SHORT_OF_SMALL_PAGES, request)) == [0, 1]
+
+
 def test_cell_without_page_pools_uses_its_memory():
     host = make_host(make_cell(0, smt_groups(0, 4, 1), pools=False))
     placed(host, req(2, 4096, hw_cpu_policy="dedicated"))
@@ -1213,6 +1262,17 @@ def test_claim_refuses_pages_beyond_the_pool():
     got = placed(host, req(2, 1536, hw_mem_page_size="2048"))
     now = claim(host, Usage(), got)  # 768 pages; floating, no CPU pinned
     assert _claim_error(claim, host, now, got) == "claim.not-enough-pages"
+
+
+def test_claim_never_overcommits_a_mixed_guests_cell_without_pins():
+    """The claim is as strict as the fit: guest cell 1 of a mixed guest
+    has no pinned vCPU, yet its small pages count against the pool."""
+    got = placed(SHORT_OF_SMALL_PAGES, mixed_two_cells())
+    assert got.cells[1].cpu_pinning == () and got.cells[1].pinned_guest
+    assert (
+        _claim_error(claim, SHORT_OF_SMALL_PAGES, SMALL_PAGES_USED, got)
+        == "claim.not-enough-pages"
+    )
 
 
 def test_claim_counts_reserved_huge_pages():
