@@ -335,6 +335,27 @@ def test_require_on_cores_of_different_thread_counts():
     assert pinned_cpus(got) == {2, 3, 4, 5}
 
 
+def test_require_uses_free_siblings_of_partly_used_cores():
+    """SMT4 cores with one thread taken each: 3 free siblings a core are
+    enough for a 2-vCPU ``require`` guest (Nova's packing takes ``t``
+    threads from every core with ``t`` free); whole free cores used to be
+    demanded."""
+    host = make_host(make_cell(0, [(0, 1, 2, 3), (4, 5, 6, 7)]))
+    now = usage(c0=CellUsage(frozenset({0, 4})))
+    request = req(
+        2, 512, hw_cpu_policy="dedicated", hw_cpu_thread_policy="require"
+    )
+    assert pinned_cpus(placed(host, request, now)) == {1, 2}
+    # two free siblings on one core still do
+    now = usage(c0=CellUsage(frozenset({0, 1, 4, 5, 6})))
+    assert pinned_cpus(placed(host, request, now)) == {2, 3}
+    # lone free threads do not
+    now = usage(c0=CellUsage(frozenset({0, 1, 2, 4, 5, 6})))
+    got = rejected(host, request, now)
+    r = reason(got, "numa.not-enough-free-cores", host_cell=0)
+    assert (r.requested, r.available) == (2, 0)
+
+
 # -- emulator threads ---------------------------------------------------------
 
 
@@ -358,19 +379,34 @@ def test_emulator_isolate_counts_in_the_cells_pcpus():
     assert (r.requested, r.available) == (3, 2)
 
 
-def test_emulator_isolate_with_isolate_takes_a_whole_core():
+@pytest.mark.parametrize("policy", ["isolate", "require"])
+def test_emulator_isolate_takes_any_other_free_dedicated_cpu(policy):
+    """As Nova's packing: the thread policy places the pinned vCPUs, the
+    emulator thread takes another free dedicated CPU -- a lone thread of
+    a used core is enough (whole cores used to be demanded for it), and
+    for ``isolate`` it stays off the pinned vCPUs' cores; its own
+    sibling is not reserved."""
+    now = usage(c0=CellUsage(frozenset({5, 7})))  # cores (4,5), (6,7) used
     request = req(
-        2,
+        2 if policy == "isolate" else 4,
         512,
         hw_cpu_policy="dedicated",
-        hw_cpu_thread_policy="isolate",
+        hw_cpu_thread_policy=policy,
         hw_emulator_threads_policy="isolate",
     )
-    got = placed(SMT, request)
-    (cell,) = got.cells
-    (emulator,) = cell.emulator_cpus
-    assert emulator ^ 1 in cell.reserved_cpus
-    assert len(cell.reserved_cpus) == 3
+    (cell,) = placed(SMT, request, now).cells
+    assert cell.emulator_cpus == {4}
+    if policy == "isolate":
+        assert {p for _, p in cell.cpu_pinning} == {0, 2}
+        assert cell.reserved_cpus == {1, 3}
+    else:
+        assert {p for _, p in cell.cpu_pinning} == {0, 1, 2, 3}
+    full = usage(c0=CellUsage(frozenset({4, 5, 6, 7})))
+    got = rejected(SMT, request, full)
+    r = reason(got, "numa.not-enough-pcpus", host_cell=0)
+    assert (r.requested, r.available) == (
+        (3, 2) if policy == "isolate" else (5, 4)
+    )
 
 
 def test_emulator_share_takes_nothing():
