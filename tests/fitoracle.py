@@ -45,6 +45,7 @@ from tests.fitcheck import (
     alias_matches,
     core_of,
     free_devices,
+    on_cells,
     pci_slots,
     pools_of,
     reserved_pages,
@@ -172,24 +173,9 @@ def pci_fits(request, aliases, devices, usage, cells, topology):
     if not slots:
         return True
     free = free_devices(devices, usage.pci_devices_in_use)
-    sockets = {
-        c.socket
-        for c in topology.cells
-        if c.id in cells and c.socket is not None
-    }
-
-    def ok(device, policy):
-        if policy == "required":
-            return device.numa_node in cells
-        if policy == "legacy":
-            return device.numa_node is None or device.numa_node in cells
-        if policy == "socket":
-            return device.socket is not None and device.socket in sockets
-        return True
-
     for chosen in itertools.permutations(free, len(slots)):
         if all(
-            alias_matches(spec, d) and ok(d, policy)
+            alias_matches(spec, d) and on_cells(d, policy, cells, topology)
             for d, (_, spec, policy) in zip(chosen, slots, strict=True)
         ):
             return True

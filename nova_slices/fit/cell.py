@@ -298,11 +298,10 @@ def _emulator(cores, left, count):
     """``count`` CPUs of ``left`` for the isolated emulator thread: from
     the cores with the fewest of them free first, so whole free cores
     stay whole for the next ``isolate`` or ``require`` guest."""
-    ranked = sorted(
-        left,
-        key=lambda p: (next(len(f & left) for c, f in cores if p in c), p),
-    )
-    return frozenset(ranked[:count])
+    if not count:
+        return frozenset()
+    room = {p: len(f & left) for _, f in cores for p in f}
+    return frozenset(sorted(left, key=lambda p: (room[p], p))[:count])
 
 
 def _isolate(guest, cell, cores, reasons):
