@@ -14,12 +14,15 @@ the inputs cannot drift apart.
 
 Outcomes:
 
-* both fit: every guest cell of our placement must pass Nova's own
-  per-cell check (``hardware._numa_fit_instance_cell``) on the host cell
-  we chose, with the page size we chose;
+* both fit: our placement must pass the independent checker
+  (tests/fitcheck.py), and every guest cell of it Nova's own per-cell
+  check (``hardware._numa_fit_instance_cell``) on the host cell we chose,
+  with the page size we chose;
 * both refuse: agreement;
-* one fits, the other does not: a disagreement, which ``classify``
-  explains by one of ``CLASSES`` or leaves unexplained.
+* one fits, the other does not, or Nova's per-cell check refuses a cell
+  we chose: a disagreement, which ``NovaFit`` explains by classes of
+  ``CLASSES`` -- Nova's own code, with the faulty step corrected, gives
+  our answer -- or leaves unexplained.
 
 No limits are passed (``limits=None``): CPU and RAM allocation ratios are
 Placement's business in this project, and without limits Nova checks
@@ -266,7 +269,7 @@ class Differ:
         theirs = nova.hardware.numa_fit_instance_to_host(
             host, copy.deepcopy(instance), None
         )
-        nova_ = NovaFit(nova, host, instance)
+        refit = NovaFit(nova, host, instance)
         if isinstance(ours, Placement):
             bad = check_placement(topology, request, ours, usage, restrictions)
             if bad:  # a project bug, whatever Nova says
@@ -275,22 +278,22 @@ class Differ:
                 (i, cp.host_cell, cp.pagesize_kb)
                 for i, cp in enumerate(ours.cells)
             ]
-            refused = nova_.refused(cells, frozenset())
+            refused = refit.refused(cells, frozenset())
             if refused:
                 return Result(
                     "ours-invalid",
                     case,
-                    nova_.explain_cells(cells),
+                    refit.explain_cells(cells),
                     "Nova refuses " + ", ".join(refused),
                 )
             if theirs is None:
-                return Result("ours-only", case, nova_.explain(True, False))
+                return Result("ours-only", case, refit.explain(True, False))
             return Result("agree-fit", case)
         if theirs is not None:
             return Result(
                 "nova-only",
                 case,
-                nova_.explain(False, True),
+                refit.explain(False, True),
                 " ".join(sorted({r.code for r in ours.reasons})),
             )
         return Result("agree-no-fit", case)

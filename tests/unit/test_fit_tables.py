@@ -693,7 +693,9 @@ def asymmetric(cells, **extra):
 @pytest.mark.parametrize("cells", ASYMMETRIC)
 def test_asymmetric_guest_with_a_cell_larger_than_any_host_cell(cells):
     """Nova, with three or more asymmetric guest cells, puts a 10-vCPU
-    dedicated cell on an 8-CPU host cell.  We say no, with the numbers."""
+    dedicated cell on an 8-CPU host cell (for the third and fifth rows;
+    its fit cache is keyed by an id it overwrites: nova-fit-cache-keys in
+    tests/novafit.py).  We say no, with the numbers."""
     sizes = [int(c.split("-")[1]) - int(c.split("-")[0]) + 1 for c in cells]
     big = sizes.index(10)
     got = rejected(flat_host(4, 8, small_mb=8192), asymmetric(cells))
