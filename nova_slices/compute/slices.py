@@ -20,6 +20,7 @@ from nova_slices.host.restrictions import load_restrictions
 from nova_slices.placement import claims
 from nova_slices.placement.request_groups import slice_device_groups
 from nova_slices.slices import encoding
+from nova_slices.slices.offered import check_offered_devices, device_offers
 from nova_slices.slices.overlap import check_slice_overlaps
 from nova_slices.slices.tree import HOST_UNITS, units_class
 from nova_slices.virt import metadata, templates
@@ -71,6 +72,20 @@ class SliceDriver(HostDriver):
             holdings[name] = domain_holdings(domain)
         return holdings, errors
 
+    def _sharing_problems(self, holdings, restrictions):
+        """What slices that may run together share with each other
+        (:mod:`~nova_slices.slices.overlap`) or with the devices Placement
+        hands out next to them (:mod:`~nova_slices.slices.offered`)."""
+        problems = check_slice_overlaps(
+            self.tree, holdings, self.topology, restrictions
+        )
+        if self.devices is not None:
+            offers = device_offers(
+                self.devices.index, self.host.devices().by_address()
+            )
+            problems += check_offered_devices(holdings, offers)
+        return problems
+
     def check_startup(self):
         """Refuse a host whose slices overlap, before a command gives it
         away (``Runtime.placing_driver``, nova-compute's ``init_host``).
@@ -87,9 +102,7 @@ class SliceDriver(HostDriver):
             restrictions = self.restrictions
         except NovaSlicesError:
             restrictions = None
-        problems = check_slice_overlaps(
-            self.tree, holdings, self.topology, restrictions
-        )
+        problems = self._sharing_problems(holdings, restrictions)
         if problems:
             first, more = problems[0], len(problems) - 1
             raise ConfigError(
@@ -322,9 +335,7 @@ class SliceDriver(HostDriver):
             errors.append(exc)
         holdings, failed = self.sample_holdings()
         errors += failed
-        errors += check_slice_overlaps(
-            self.tree, holdings, self.topology, restrictions
-        )
+        errors += self._sharing_problems(holdings, restrictions)
         return {
             "valid": not errors,
             "slices": list(holdings),

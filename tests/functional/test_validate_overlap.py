@@ -230,3 +230,37 @@ def test_overlapping_host_can_still_be_inspected_and_cleaned_up(
     assert listing["guests"] == []
     held = [held for _, held in _placement_state(placement).values()]
     assert guest["instance_uuid"] not in str(held)
+
+
+def test_template_device_also_offered_by_pci_is_refused(
+    cli, tmp_path, placement
+):
+    """An A100 that slice templates hold and ``[pci] device_spec`` also
+    offers would be given twice: validate names every slice holding it,
+    and spawn is refused before any claim."""
+    config = _bundle_copy(tmp_path, lambda specs, _: specs)
+    text = config.read_text().replace(
+        "[pci]\n",
+        "[pci]\n"
+        'device_spec = {"address": "0000:17:00.0", '
+        '"resource_class": "CUSTOM_A100"}\n',
+    )
+    config.write_text(text)
+    before = _placement_state(placement)
+
+    status, report, _ = cli("validate", "--format", "json", config=config)
+    assert status == 2
+    found = [
+        (e["code"], e["value"]["slices"], e["value"]["device"])
+        for e in report["errors"]
+    ]
+    assert found == [
+        ("slice.device-also-offered", [name], "0000:17:00.0")
+        for name in ("8_1", "4_1", "1_1")
+    ]
+    assert "[pci] device_spec" in report["errors"][0]["message"]
+
+    status, out, _ = _spawn_one_gpu(cli, "g1", config)
+    assert status == 2, out
+    assert out["errors"][0]["code"] == "slice.device-also-offered"
+    assert _placement_state(placement) == before
