@@ -1,7 +1,8 @@
 """``generate-slices`` end to end: generated, validated, then filled.
 
-For the shipped bundles and two many-cell hosts (hostgen capabilities
-with A100s on several cells, as a test-driver bundle): the CLI writes
+For the shipped bundles, two many-cell hosts (hostgen capabilities
+with A100s on several cells, as a test-driver bundle) and libvirt's two
+many-cell capabilities samples with GPUs added: the CLI writes
 the slices; ``validate`` with the generated configuration renders every
 template valid; ``flavor-specs`` gives one class per size; every
 rendered template is checked with tests/slicecheck.py (unrelated slices
@@ -14,6 +15,7 @@ exactly those the tree leaves free.
 """
 
 import itertools
+import pathlib
 import uuid
 
 import pytest
@@ -27,6 +29,7 @@ from tests import hostgen, slicecheck
 from tests.functional.conftest import BUNDLE_CONF, make_conf
 
 NFV_CONF = f"{data.host_bundle('nfv-snc-2s')}/nova-slices.conf"
+SAMPLES = pathlib.Path(__file__).parent.parent / "data" / "libvirt-samples"
 
 HOSTS = {
     "gpu8-2s": lambda tmp: BUNDLE_CONF,
@@ -40,6 +43,15 @@ HOSTS = {
     "512-threads": lambda tmp: _synthetic(
         tmp, hostgen.two_socket_512_threads(), range(8)
     ),
+    # libvirt's own many-cell samples, with GPUs added: 4 cells of 4
+    # CPUs (uneven: two GPUs on cell 1, so each 1-GPU size is a class)
+    "libvirt-x86_64-basic": lambda tmp: _synthetic(
+        tmp, _sample("vircaps-x86_64-basic.xml"), [0, 1, 1, 2, 3]
+    ),
+    # 2 cells, the second memory-only (HMAT): GPUs on cell 0 only
+    "libvirt-x86_64-hmat": lambda tmp: _synthetic(
+        tmp, _sample("vircaps-x86_64-hmat.xml"), [0, 0]
+    ),
 }
 #: slice classes and sizes each host must end up with
 CLASSES = {
@@ -47,7 +59,13 @@ CLASSES = {
     "nfv-snc-2s": 2,
     "amd-16-cells": 5,
     "512-threads": 3,
+    "libvirt-x86_64-basic": 6,
+    "libvirt-x86_64-hmat": 2,
 }
+
+
+def _sample(name):
+    return (SAMPLES / name).read_text()
 
 
 def _synthetic(tmp, capabilities, gpu_cells):
