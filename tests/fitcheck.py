@@ -16,16 +16,19 @@ The rules:
   (``cpu_shared_set``, or every CPU when neither set is configured), no
   more shared vCPUs than that pool has CPUs, and never over a CPU the
   guest itself pins, reserves or gives its emulator;
-* thread policies: ``isolate`` leaves every sibling of a pinned CPU free
-  for nobody (in ``reserved_cpus``); ``require`` pins onto SMT cores,
-  packed (at most one core partly used); ``prefer``/none: anything;
+* thread policies act on pinned vCPUs: ``isolate`` leaves every sibling
+  of a pinned CPU free for nobody (in ``reserved_cpus``); ``require``
+  pins onto SMT cores, sibling threads together (at most one pinned CPU
+  without a pinned sibling); ``prefer``/none: anything;
 * ``hw:emulator_threads_policy=isolate``: exactly one emulator CPU, from
-  the dedicated pool, free, distinct from everything else;
+  the dedicated pool, free, distinct from everything else (so never a
+  reserved sibling of an ``isolate`` guest's pinned CPU);
 * memory: the page size the request allows (explicit, smallest pool for
   ``small``, any but the smallest for ``large``, any for ``any``), the
   memory a multiple of it, enough free pages after usage and
-  ``reserved_huge_pages``; without a page size a pinned guest cell needs
-  free small-page memory, a floating one fits in the small pool's total;
+  ``reserved_huge_pages``; without a page size every cell of a guest
+  whose CPU policy pins (dedicated, mixed) needs free small-page memory,
+  a shared guest's cell fits in the small pool's total;
 * PCI: chosen devices distinct, existing, free (a PF with a VF in use or
   a VF of a PF in use is not free), as many as asked, assignable to the
   requests by alias and NUMA policy relative to the chosen host cells
@@ -148,6 +151,13 @@ def allowed_page_sizes(cell, pagesize):
     if pagesize == ANY:
         return sizes
     return [s for s in sizes if s == pagesize]
+
+
+def pins(request):
+    """Does the guest's CPU policy pin?  Then none of its cells may
+    overcommit memory, even a mixed guest's cell without dedicated
+    vCPUs (Nova decides by the policy, not by the cell)."""
+    return request.cpu_policy in ("dedicated", "mixed")
 
 
 def small_memory_mb(cell, usage, restrictions, pinned):
@@ -388,32 +398,31 @@ def _check_cpus(g, h, cp, request, usage, restrictions, taken):
     elif cp.shared_cpus:
         bad.append(f"{where}: shared CPUs without shared vCPUs")
     policy = request.cpu_thread_policy
-    dedicated = set(pcpus) | set(cp.emulator_cpus)
+    pinned = set(pcpus)
     if policy == "isolate":
         want = set()
-        for p in dedicated:
+        for p in pinned:
             want |= core_of(h, p) - {p}
-        if want & dedicated:
+        if want & pinned:
             bad.append(
-                f"{where}: isolate pins siblings {sorted(want & dedicated)}"
+                f"{where}: isolate pins siblings {sorted(want & pinned)}"
             )
-        if set(cp.reserved_cpus) != want - dedicated:
+        if set(cp.reserved_cpus) != want:
             bad.append(
                 f"{where}: isolate reserves {sorted(cp.reserved_cpus)}; "
-                f"the pinned CPUs' siblings are {sorted(want - dedicated)}"
+                f"the pinned CPUs' siblings are {sorted(want)}"
             )
     elif cp.reserved_cpus:
         bad.append(f"{where}: reserves CPUs without the isolate policy")
-    if policy == "require" and dedicated:
-        for p in pcpus:
+    if policy == "require" and pinned:
+        for p in pinned:
             if len(core_of(h, p)) < 2:
                 bad.append(f"{where}: require pins onto non-SMT CPU {p}")
-        cores = {core_of(h, p) for p in dedicated}
-        partial = [sorted(c) for c in cores if not c <= dedicated]
-        if len(partial) > 1:
+        alone = sorted(p for p in pinned if not core_of(h, p) - {p} & pinned)
+        if len(alone) > 1:
             bad.append(
-                f"{where}: require leaves cores {partial} partly used; "
-                "siblings must be packed"
+                f"{where}: require pins {alone} without a pinned sibling; "
+                "vCPUs go on sibling threads (one may be left over)"
             )
     return bad
 
@@ -425,7 +434,7 @@ def _check_memory(g, h, cp, request, usage, restrictions):
     if request.pagesize is None:
         if cp.pagesize_kb is not None:
             return [f"{where}: page size {cp.pagesize_kb} never asked for"]
-        have = small_memory_mb(h, usage, restrictions, bool(g.pcpus))
+        have = small_memory_mb(h, usage, restrictions, pins(request))
         if g.memory_mb > have:
             return [f"{where}: {g.memory_mb} MB in {have} MB of small pages"]
         return []

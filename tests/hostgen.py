@@ -357,3 +357,74 @@ BUILDERS = {
         laptop,
     )
 }
+
+
+# --- node devices ----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PciGpu:
+    """A whole-PCI device for a test-driver node file (an A100 by
+    default); ``numa_node`` None writes no ``<numa>`` element."""
+
+    bus: int
+    numa_node: int | None
+    vendor: int = 0x10DE
+    product: int = 0x20B5
+    class_code: int = 0x030200
+    function: int = 0
+
+    @property
+    def address(self):
+        return f"0000:{self.bus:02x}:00.{self.function}"
+
+
+def node_xml(devices):
+    """A libvirt test-driver node file (``test:///PATH``) holding
+    ``devices`` (:class:`PciGpu`), each in its own IOMMU group."""
+    root = etree.Element("node")
+    for i, dev in enumerate(devices):
+        el = _sub(root, "device")
+        _sub(el, "name", f"pci_0000_{dev.bus:02x}_00_{dev.function}")
+        _sub(el, "parent", "computer")
+        cap = _sub(el, "capability", type="pci")
+        _sub(cap, "class", f"0x{dev.class_code:06x}")
+        for tag, value in (
+            ("domain", 0),
+            ("bus", dev.bus),
+            ("slot", 0),
+            ("function", dev.function),
+        ):
+            _sub(cap, tag, value)
+        _sub(cap, "product", "GPU", id=f"0x{dev.product:04x}")
+        _sub(cap, "vendor", "Vendor", id=f"0x{dev.vendor:04x}")
+        group = _sub(cap, "iommuGroup", number=100 + i)
+        _sub(
+            group,
+            "address",
+            domain="0x0000",
+            bus=f"0x{dev.bus:02x}",
+            slot="0x00",
+            function=f"0x{dev.function}",
+        )
+        if dev.numa_node is not None:
+            _sub(cap, "numa", node=dev.numa_node)
+    etree.indent(root)
+    return etree.tostring(root, encoding="unicode") + "\n"
+
+
+def gpus_on(cells, first_bus=0x10):
+    """One :class:`PciGpu` per entry of ``cells`` (a cell id, repeated
+    for several GPUs on one cell), on buses from ``first_bus``."""
+    return tuple(
+        PciGpu(first_bus + 0x10 * i, cell) for i, cell in enumerate(cells)
+    )
+
+
+def write_bundle(directory, capabilities, devices):
+    """A host bundle (capabilities.xml, node.xml) in ``directory``, a
+    pathlib.Path; returns it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "capabilities.xml").write_text(capabilities)
+    (directory / "node.xml").write_text(node_xml(devices))
+    return directory

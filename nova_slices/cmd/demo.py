@@ -63,7 +63,7 @@ def _bundle_conf(name):
 
 
 def _tour(rt, started):
-    driver = rt.driver
+    driver = rt.placing_driver
     _say(f"host {rt.host.hostname}: libvirt {rt.host.uri}")
     _say(
         f"Placement: embedded at {rt.client.endpoint} "

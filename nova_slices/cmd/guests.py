@@ -93,7 +93,7 @@ def spawn(args, rt):
             code="spawn.slice-class-required",
             key="--slice-class",
         )
-    rt.driver.update_provider_tree()
+    rt.placing_driver.update_provider_tree()
     repair.repair(rt.driver)
     try:
         view = rt.driver.spawn(
@@ -167,7 +167,7 @@ def _spawn_dynamic(args, rt, interfaces):
                 code="spawn.flavor-required",
                 key=flag,
             )
-    driver = rt.driver
+    driver = rt.placing_driver
     driver.update_provider_tree()
     repair.repair(driver)
     extra_specs = dict(args.extra_spec)

@@ -14,7 +14,7 @@ import sys
 
 from oslo_log import log as oslo_logging
 
-from nova_slices.cmd import demo, guests, inspect, report
+from nova_slices.cmd import demo, generate, guests, inspect, report
 from nova_slices.cmd.output import emit_errors
 from nova_slices.cmd.runtime import Runtime, load_conf
 from nova_slices.errors import ConfigError, NovaSlicesError, RequestError
@@ -351,6 +351,8 @@ def build_parser():
     )
     _add_format(p)
     p.set_defaults(func=guests.mdevs)
+
+    generate.add_parser(sub, _add_format)
 
     p = sub.add_parser(
         "demo",

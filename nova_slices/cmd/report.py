@@ -8,7 +8,7 @@ from nova_slices.slices.tree import load_tree
 
 
 def sync(args, rt):
-    result = rt.driver.update_provider_tree()
+    result = rt.placing_driver.update_provider_tree()
     writes = rt.client.writes()
     repairs = repair.repair(rt.driver)
     if args.format == "json":

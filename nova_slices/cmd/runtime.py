@@ -157,5 +157,19 @@ class Runtime(contextlib.ExitStack):
         return self._driver
 
     @functools.cached_property
+    def placing_driver(self):
+        """The driver, for commands that give the host away (spawn, sync).
+
+        A host whose slices overlap is refused here, before anything is
+        claimed or reported to Placement; ``validate`` lists every
+        overlap instead.  Commands that only read or free the host
+        (``list``, ``usage``, ``destroy``, ``release``) still run on it,
+        so an operator can see and clean up what already runs there
+        while fixing the templates.
+        """
+        self.driver.check_startup()
+        return self.driver
+
+    @functools.cached_property
     def has_slices(self):
         return factory.has_slices(self.conf)

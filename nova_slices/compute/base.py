@@ -368,6 +368,12 @@ class HostDriver(abc.ABC):
         """Where the guest runs, for messages."""
 
     @abc.abstractmethod
+    def check_startup(self):
+        """Refuse, before a command uses the host, what building the
+        driver could not see (a slice host renders its templates to find
+        slices that overlap)."""
+
+    @abc.abstractmethod
     def validate(self):
         """Check the host's configuration against the host itself:
         {"valid", "errors", ...}, with every problem found (what

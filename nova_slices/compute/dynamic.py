@@ -311,6 +311,10 @@ class DynamicDriver(HostDriver):
         cells = ",".join(str(c.host_cell) for c in record.cells)
         return f"on host cells {cells}" if cells else "unpinned"
 
+    def check_startup(self):
+        """Nothing more: the CPU sets, devices and aliases were checked
+        when this driver was built."""
+
     def validate(self):
         """The CPU sets, devices and aliases were checked when this
         driver was built; a sample pinned guest is rendered and checked

@@ -16,13 +16,16 @@ from lxml import etree
 from nova_slices import faults
 from nova_slices.compute.base import HostDriver
 from nova_slices.compute.guests import CLI_OWNER, GuestView, devices_view
-from nova_slices.errors import NovaSlicesError, TemplateError
+from nova_slices.errors import ConfigError, NovaSlicesError, TemplateError
 from nova_slices.host.restrictions import load_restrictions
 from nova_slices.placement import claims
 from nova_slices.placement.request_groups import slice_device_request
 from nova_slices.slices import encoding, locality
+from nova_slices.slices.offered import check_offered_devices, device_offers
+from nova_slices.slices.overlap import check_slice_overlaps
 from nova_slices.slices.tree import HOST_UNITS, units_class
 from nova_slices.virt import metadata, templates
+from nova_slices.virt.holdings import domain_holdings
 
 LOG = logging.getLogger(__name__)
 
@@ -80,6 +83,73 @@ class SliceDriver(HostDriver):
         """Every slice template exists, is readable and compiles."""
         for s in self.tree.slices.values():
             templates.check_slice_template(s.template_file)
+
+    def sample_holdings(self):
+        """({slice: Holdings}, [errors]): what every slice's template
+        holds, rendered for a sample guest and checked against libvirt's
+        schema and this host as a spawn would; a template that fails is
+        left out and its error returned instead."""
+        holdings, errors = {}, []
+        for name in self.tree.slices:
+            instance_uuid = str(uuidlib.uuid4())
+            try:
+                domain = self.render_template(
+                    f"validate-{name}", instance_uuid, name
+                )
+                self.finish_slice_domain(
+                    domain, f"validate-{name}", instance_uuid, name
+                )
+            except NovaSlicesError as exc:
+                errors.append(exc)
+                continue
+            holdings[name] = domain_holdings(domain)
+        return holdings, errors
+
+    def _sharing_problems(self, holdings, restrictions):
+        """What slices that may run together share with each other
+        (:mod:`~nova_slices.slices.overlap`) or with the devices Placement
+        hands out next to them (:mod:`~nova_slices.slices.offered`)."""
+        problems = check_slice_overlaps(
+            self.tree, holdings, self.topology, restrictions
+        )
+        if self.devices is not None:
+            offers = device_offers(
+                self.devices.index, self.host.devices().by_address()
+            )
+            problems += check_offered_devices(holdings, offers)
+        return problems
+
+    def check_startup(self):
+        """Refuse a host whose slices overlap, before a command gives it
+        away (``Runtime.placing_driver``, nova-compute's ``init_host``).
+
+        Every template is rendered and checked as ``validate`` does
+        (about 0.15 s for the shipped eleven).  One that fails is left to
+        ``validate`` and to its own spawn, which report it: no guest can
+        be defined from it, so it double-books nothing.  So are problems
+        with the host's CPU sets and reservations (the page check then
+        counts no reservation).
+        """
+        holdings, _ = self.sample_holdings()
+        try:
+            restrictions = self.restrictions
+        except NovaSlicesError:
+            restrictions = None
+        problems = self._sharing_problems(holdings, restrictions)
+        if problems:
+            first, more = problems[0], len(problems) - 1
+            raise ConfigError(
+                first.message
+                + (
+                    f" ({more} more overlap problem(s): run `nova-slices "
+                    "validate` to see them all)"
+                    if more
+                    else ""
+                ),
+                code=first.code,
+                key=first.key,
+                value=first.value,
+            )
 
     # -- guests ------------------------------------------------------------
     def spawn(
@@ -303,19 +373,23 @@ class SliceDriver(HostDriver):
         return usage
 
     def validate(self):
-        """Every slice template rendered for this host and checked."""
-        errors, checked = [], []
+        """Every slice template rendered for this host and checked, and
+        the slices checked not to overlap where they may run together
+        (:mod:`nova_slices.slices.overlap`)."""
+        errors = []
+        restrictions = None
         try:
-            load_restrictions(self.conf, self.topology)
+            restrictions = load_restrictions(self.conf, self.topology)
         except NovaSlicesError as exc:
             errors.append(exc)
-        for s in self.tree.slices.values():
-            try:
-                self.render(f"validate-{s.name}", str(uuidlib.uuid4()), s.name)
-                checked.append(s.name)
-            except NovaSlicesError as exc:
-                errors.append(exc)
-        return {"valid": not errors, "slices": checked, "errors": errors}
+        holdings, failed = self.sample_holdings()
+        errors += failed
+        errors += self._sharing_problems(holdings, restrictions)
+        return {
+            "valid": not errors,
+            "slices": list(holdings),
+            "errors": errors,
+        }
 
     def explain_unavailable(self, resource_class, extra_specs=None):
         """Why each slice of a class, and each device asked for, cannot

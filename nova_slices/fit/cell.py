@@ -26,6 +26,10 @@ class CellRequest:
     pagesize: object  # None, SMALL, LARGE, ANY or KiB
     #: extra pCPUs to reserve with this cell (isolated emulator thread)
     extra_pcpus: int = 0
+    #: the guest's CPU policy pins (dedicated or mixed): its memory never
+    #: overcommits, in every cell -- a mixed guest's cell without
+    #: dedicated vCPUs too (Nova's ``use_free`` goes by the policy)
+    pinned_guest: bool = False
 
 
 def _reason(code, message, cell, guest, requested=None, available=None):
@@ -98,6 +102,7 @@ def fit_cell(guest, cell, usage, restrictions):
         memory_mb=guest.memory_mb,
         pagesize_kb=memory,
         shared_vcpus=len(guest.shared),
+        pinned_guest=guest.pinned_guest,
     )
 
 
@@ -117,7 +122,7 @@ def _memory(guest, cell, usage, restrictions, reasons):
     need_kb = guest.memory_mb * 1024
     sizes = sorted(p.size_kb for p in cell.pages)
     if guest.pagesize is None:
-        pinned = bool(guest.pinned)
+        pinned = guest.pinned_guest
         if sizes:
             small = sizes[0]
             have = (
@@ -205,6 +210,13 @@ def _memory(guest, cell, usage, restrictions, reasons):
 
 
 # -- pinned CPUs ----------------------------------------------------------
+#
+# Nova's _pack_instance_onto_cores, answered the same way: the thread
+# policy decides where the pinned vCPUs go; the isolated emulator thread
+# then takes any other free dedicated CPU (for ``isolate``: outside the
+# cores of the pinned vCPUs), and its siblings stay free for others.  A
+# cell without pinned vCPUs (a mixed guest's) has nothing for a thread
+# policy to act on.
 
 
 def _cores(cell, avail):
@@ -221,88 +233,139 @@ def _cores(cell, avail):
 
 def _pin(guest, cell, avail, reasons):
     """((vCPU, pCPU) pairs, reserved, emulator) or None with a reason."""
-    need = len(guest.pinned) + guest.extra_pcpus
-    policy = guest.thread_policy
-    cores = _cores(cell, avail)
-    if len(avail) < need:
+    n = len(guest.pinned)
+    if len(avail) < n + guest.extra_pcpus:
         reasons.append(
             _reason(
                 "numa.not-enough-pcpus",
-                f"guest cell {guest.id} needs {need} dedicated CPU(s); host "
-                f"cell {cell.id} has {len(avail)} free",
+                f"guest cell {guest.id} needs {n + guest.extra_pcpus} "
+                f"dedicated CPU(s); host cell {cell.id} has {len(avail)} "
+                "free",
                 cell,
                 guest,
-                need,
+                n + guest.extra_pcpus,
                 len(avail),
             )
         )
         return None
+    cores = _cores(cell, avail)
     reserved = frozenset()
-    if policy == "isolate":
-        whole = sorted(
-            (c for c, free in cores if c == free), key=lambda c: min(c)
-        )
-        if len(whole) < need:
-            reasons.append(
-                _reason(
-                    "numa.not-enough-free-cores",
-                    f"hw:cpu_thread_policy=isolate needs {need} whole free "
-                    f"core(s) on host cell {cell.id}; it has {len(whole)}",
-                    cell,
-                    guest,
-                    need,
-                    len(whole),
-                )
-            )
+    if not n:
+        taken = []
+    elif guest.thread_policy == "isolate":
+        chosen = _isolate(guest, cell, cores, reasons)
+        if chosen is None:
             return None
-        chosen_cores = whole[:need]
-        taken = [min(c) for c in chosen_cores]
-        reserved = frozenset().union(*chosen_cores) - set(taken)
-    elif policy == "require":
-        threads = max((len(c) for c, _ in cores), default=1)
-        if threads < 2:
-            reasons.append(
-                _reason(
-                    "numa.thread-policy-require-no-smt",
-                    f"hw:cpu_thread_policy=require needs SMT; host cell "
-                    f"{cell.id} has one thread per core",
-                    cell,
-                    guest,
-                )
-            )
-            return None
-        # whole free SMT cores, fullest first, then by lowest CPU id
-        whole = sorted(
-            (c for c, free in cores if c == free and len(c) >= 2),
-            key=lambda c: (-len(c), min(c)),
-        )
-        taken = [t for c in whole for t in sorted(c)][:need]
-        if len(taken) < need:
-            reasons.append(
-                _reason(
-                    "numa.not-enough-free-cores",
-                    f"hw:cpu_thread_policy=require needs {need} thread(s) "
-                    f"on whole free SMT cores of host cell {cell.id}; they "
-                    f"hold {len(taken)}",
-                    cell,
-                    guest,
-                    need,
-                    len(taken),
-                )
-            )
+        taken = [min(c) for c in chosen]
+        reserved = frozenset().union(*chosen) - set(taken)
+    elif guest.thread_policy == "require":
+        taken = _require(guest, cell, cores, reasons)
+        if taken is None:
             return None
     else:  # prefer, or nothing: pack threads of the freest cores first
         ordered = sorted(
             (free for _, free in cores if free),
             key=lambda f: (-len(f), min(f)),
         )
-        taken = [t for free in ordered for t in sorted(free)][:need]
-    vcpu_cpus, emulator = (
-        taken[: len(guest.pinned)],
-        taken[len(guest.pinned) :],
-    )
+        taken = [t for free in ordered for t in sorted(free)][:n]
+    left = avail - set(taken) - reserved
+    if guest.thread_policy == "isolate":
+        left -= frozenset().union(*(c for c, _ in cores if c & set(taken)))
+    emulator = _emulator(cores, left, guest.extra_pcpus)
+    if len(emulator) < guest.extra_pcpus:
+        reasons.append(
+            _reason(
+                "numa.not-enough-pcpus",
+                f"hw:cpu_thread_policy=isolate keeps the cores of guest "
+                f"cell {guest.id}'s {n} pinned vCPU(s) to itself; host cell "
+                f"{cell.id} has no other free dedicated CPU for the "
+                "isolated emulator thread",
+                cell,
+                guest,
+                n + guest.extra_pcpus,
+                n + len(left),
+            )
+        )
+        return None
     return (
-        tuple(zip(guest.pinned, vcpu_cpus, strict=True)),
+        tuple(zip(guest.pinned, taken, strict=True)),
         reserved,
-        frozenset(emulator),
+        emulator,
     )
+
+
+def _emulator(cores, left, count):
+    """``count`` CPUs of ``left`` for the isolated emulator thread: from
+    the cores with the fewest of them free first, so whole free cores
+    stay whole for the next ``isolate`` or ``require`` guest."""
+    if not count:
+        return frozenset()
+    room = {p: len(f & left) for _, f in cores for p in f}
+    return frozenset(sorted(left, key=lambda p: (room[p], p))[:count])
+
+
+def _isolate(guest, cell, cores, reasons):
+    """The whole free cores for the pinned vCPUs, one each, or None.
+
+    Whole means every thread free, on a core of the cell's full thread
+    count (Nova's ``threads_per_core``); the siblings stay empty."""
+    need = len(guest.pinned)
+    threads = max(len(c) for c, _ in cores)
+    whole = sorted((c for c, free in cores if len(free) == threads), key=min)
+    if len(whole) < need:
+        reasons.append(
+            _reason(
+                "numa.not-enough-free-cores",
+                f"hw:cpu_thread_policy=isolate needs {need} whole free "
+                f"core(s) on host cell {cell.id}; it has {len(whole)}",
+                cell,
+                guest,
+                need,
+                len(whole),
+            )
+        )
+        return None
+    return whole[:need]
+
+
+def _require(guest, cell, cores, reasons):
+    """Host CPUs for the pinned vCPUs on sibling threads, or None.
+
+    As Nova: the most threads per core ``t`` (at least 2) such that
+    cores with ``t`` free threads each hold them all, ``t`` from each,
+    the freest cores first."""
+    need = len(guest.pinned)
+    threads = max(len(c) for c, _ in cores)
+    if threads < 2:
+        reasons.append(
+            _reason(
+                "numa.thread-policy-require-no-smt",
+                f"hw:cpu_thread_policy=require needs SMT; host cell "
+                f"{cell.id} has one thread per core",
+                cell,
+                guest,
+            )
+        )
+        return None
+    best = 0
+    for t in range(threads, 1, -1):
+        usable = sorted(
+            (free for _, free in cores if len(free) >= t),
+            key=lambda f: (-len(f), min(f)),
+        )
+        if t * len(usable) >= need:
+            return [x for f in usable for x in sorted(f)[:t]][:need]
+        best = max(best, t * len(usable))
+    reasons.append(
+        _reason(
+            "numa.not-enough-free-cores",
+            f"hw:cpu_thread_policy=require needs {need} thread(s) on cores "
+            f"with at least 2 free sibling threads each on host cell "
+            f"{cell.id}; they hold {best}",
+            cell,
+            guest,
+            need,
+            best,
+        )
+    )
+    return None

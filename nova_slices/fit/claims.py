@@ -31,13 +31,18 @@ def cell_pages(cell, placement):
 
     Memory comes from the cell's explicit page size, else its smallest
     pool.  It is *strict* -- counted against the pool, never overcommitted
-    -- when the guest asked for a page size or pins its vCPUs, as Nova
-    checks free pages only for those guests.
+    -- when the guest asked for a page size or its CPU policy pins
+    (dedicated, mixed: every cell, pinned vCPUs or not), as Nova checks
+    free pages only for those guests.
     """
     size = _pool_for(cell, placement)
     if size is None:
         return None
-    strict = placement.pagesize_kb is not None or bool(placement.cpu_pinning)
+    strict = (
+        placement.pagesize_kb is not None
+        or placement.pinned_guest
+        or bool(placement.cpu_pinning)
+    )
     return size, placement.memory_mb * 1024 // size, strict
 
 

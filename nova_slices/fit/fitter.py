@@ -30,6 +30,7 @@ def cell_requests(request):
                 thread_policy=request.cpu_thread_policy,
                 pagesize=request.pagesize,
                 extra_pcpus=extra,
+                pinned_guest=request.cpu_policy in ("dedicated", "mixed"),
             )
         )
     return out

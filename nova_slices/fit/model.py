@@ -60,6 +60,9 @@ class CellPlacement:
     pagesize_kb: int | None
     #: shared vCPUs placed here
     shared_vcpus: int = 0
+    #: the guest's CPU policy pins (dedicated, mixed): this cell's memory
+    #: is never overcommitted, even without pinned vCPUs of its own
+    pinned_guest: bool = False
 
     def to_dict(self):
         return {

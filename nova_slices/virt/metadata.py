@@ -115,6 +115,8 @@ def _cell_attrs(c):
     }
     if c.pagesize_kb is not None:
         attrs["pagesize_kb"] = str(c.pagesize_kb)
+    if c.pinned_guest:
+        attrs["pinned_guest"] = "1"
     return attrs
 
 
@@ -139,6 +141,9 @@ def _cell_from(el):
         memory_mb=int(el.get("memory_mb")),
         pagesize_kb=None if pagesize is None else int(pagesize),
         shared_vcpus=int(el.get("shared_vcpus", "0")),
+        # absent in records written before the attribute existed: their
+        # pinned vCPUs still make the cell strict (claims.cell_pages)
+        pinned_guest=el.get("pinned_guest") == "1",
     )
 
 

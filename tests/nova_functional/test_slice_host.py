@@ -3,7 +3,8 @@
 Servers from `nova-slices flavor-specs` flavors land on the right slices
 with their templates' GPUs and pins, conflicting slices are never given
 together, usage survives a nova-compute restart, a hard reboot keeps the
-template, and a bad slice_spec stops nova-compute with its code.
+template, and a bad slice_spec (or slices that overlap) stops
+nova-compute with its code.
 """
 
 import fixtures
@@ -121,6 +122,21 @@ class SliceHostTest(base.SliceHostTestBase):
         error = self.assertRaises(SliceHostInvalid, self.start_slice_compute)
         self.assertEqual(["template.host-mismatch"], error.codes)
         self.assertIn("0000:99:00.0", str(error))
+
+    def test_two_slices_that_overlap_stop_nova_compute(self):
+        """1_2's template holds 1_1's GPU and CPU: two servers would get
+        them, so nova-compute does not start."""
+        with open(f"{self.template_dir}/slice_1_2.xml.j2", "w") as f:
+            f.write(base.slice_template(base.leaf(1)))
+        error = self.assertRaises(SliceHostInvalid, self.start_slice_compute)
+        self.assertEqual(
+            ["slice.overlap-device", "slice.overlap-cpu"], error.codes
+        )
+        self.assertIn(
+            "[slice.overlap-device] [libvirt] slice_spec: slices 1_1 and 1_2",
+            str(error),
+        )
+        self.assertIn(f"PCI device {base.GPUS[0]}", str(error))
 
 
 class TwoSliceHostsTest(base.SliceHostTestBase):

@@ -2,10 +2,11 @@
 
 (a) Every placement the fitter returns passes the independent checker
     (tests/fitcheck.py), and every rejection carries at least one reason.
-(b) When the fitter says "no fit", a brute force over every injective
-    assignment of guest cells to host cells (with its own per-cell
-    counting of free CPUs, whole cores and pages, and PCI by trying every
-    choice of devices) finds none either.
+(b) The fitter says "no fit" exactly when a brute force over every
+    injective assignment of guest cells to host cells, written from
+    Nova's documented semantics (tests/fitoracle.py: its own per-cell
+    counting of free CPUs, cores and pages, and PCI by trying every
+    choice of devices), finds none.
 (c) Claiming a placement and fitting again never hands out a CPU, a page
     or a device twice; releasing gives every cell its usage back.
 
@@ -13,8 +14,6 @@ Hosts have 1-6 cells of 0-8 CPUs (0: memory-only), with or without SMT,
 random page pools, sockets, CPU sets, reserved pages, usage and PCI
 devices (plain, and a PF with VFs).  Requests go through build_request.
 """
-
-import itertools
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -34,20 +33,13 @@ from nova_slices.host.devices import (
 from nova_slices.host.restrictions import HostRestrictions
 from nova_slices.request.build import build_request
 from tests.fitcheck import (
-    alias_matches,
-    allowed_page_sizes,
     check_placement,
-    core_of,
-    free_devices,
-    free_pages,
     make_cell,
     make_host,
-    pci_slots,
     pools_of,
-    small_memory_mb,
     smt_groups,
-    usage_of,
 )
+from tests.fitoracle import brute_force
 
 SETTINGS = settings(
     max_examples=300,
@@ -295,109 +287,6 @@ def scenarios(draw):
     request = draw(requests_for(topology))
     assume(request.cells)
     return topology, restrictions, usage, devices, aliases, request
-
-
-# -- brute force --------------------------------------------------------------
-
-
-def cell_fits(guest, cell, request, usage, restrictions):
-    """Can ``guest`` go on ``cell``, by plain counting?"""
-    if not cell.cpus:
-        return False
-    ded, shared = pools_of(cell, restrictions)
-    pinned_now, _, _ = usage_of(usage, cell.id)
-    free = ded - pinned_now
-    extra = request.emulator_threads_policy == "isolate" and guest.id == 0
-    need = len(guest.pcpus) + int(extra)
-    own = 0  # host CPUs the cell takes for itself (pins, reserved)
-    if need:
-        cores = {core_of(cell, c.id) for c in cell.cpus}
-        whole = sorted(len(c) for c in cores if c <= free)
-        policy = request.cpu_thread_policy
-        if policy == "isolate":
-            if len(whole) < need:
-                return False
-            own = sum(whole[:need])
-        elif policy == "require":
-            if max(len(c) for c in cores) < 2:
-                return False
-            if sum(n for n in whole if n >= 2) < need:
-                return False
-            own = need
-        else:
-            if len(free) < need:
-                return False
-            own = need
-    floating = len(guest.cpus - guest.pcpus)
-    if floating:
-        if floating > len(shared):
-            return False
-        # without CPU sets both pools are every CPU: the shared vCPUs need
-        # one the guest does not take for itself
-        if shared & ded and len(shared) <= own:
-            return False
-    return memory_fits(guest, cell, request, usage, restrictions)
-
-
-def memory_fits(guest, cell, request, usage, restrictions):
-    if request.pagesize is None:
-        have = small_memory_mb(cell, usage, restrictions, bool(guest.pcpus))
-        return guest.memory_mb <= have
-    need_kb = guest.memory_mb * 1024
-    return any(
-        need_kb % size == 0
-        and need_kb // size <= free_pages(cell, usage, restrictions, size)
-        for size in allowed_page_sizes(cell, request.pagesize)
-    )
-
-
-def pci_fits(request, aliases, devices, usage, cells, topology):
-    """Try every sequence of distinct free devices for the slots."""
-    slots = pci_slots(request, aliases)
-    if not slots:
-        return True
-    free = free_devices(devices, usage.pci_devices_in_use)
-    sockets = {
-        c.socket
-        for c in topology.cells
-        if c.id in cells and c.socket is not None
-    }
-
-    def ok(device, policy):
-        if policy == "required":
-            return device.numa_node in cells
-        if policy == "legacy":
-            return device.numa_node is None or device.numa_node in cells
-        if policy == "socket":
-            return device.socket is not None and device.socket in sockets
-        return True
-
-    for chosen in itertools.permutations(free, len(slots)):
-        if all(
-            alias_matches(spec, d) and ok(d, policy)
-            for d, (_, spec, policy) in zip(chosen, slots, strict=True)
-        ):
-            return True
-    return False
-
-
-def brute_force(topology, request, usage, restrictions, devices, aliases):
-    """Host cells, one per guest cell, satisfying everything; or None."""
-    ids = [c.id for c in topology.cells]
-    fits = {
-        (g.id, c.id): cell_fits(g, c, request, usage, restrictions)
-        for g in request.cells
-        for c in topology.cells
-    }
-    for hosts_ in itertools.permutations(ids, len(request.cells)):
-        if all(
-            (g.host_cell is None or g.host_cell == h) and fits[(g.id, h)]
-            for g, h in zip(request.cells, hosts_, strict=True)
-        ) and pci_fits(
-            request, aliases, devices, usage, frozenset(hosts_), topology
-        ):
-            return hosts_
-    return None
 
 
 # -- properties ---------------------------------------------------------------

@@ -335,6 +335,27 @@ def test_require_on_cores_of_different_thread_counts():
     assert pinned_cpus(got) == {2, 3, 4, 5}
 
 
+def test_require_uses_free_siblings_of_partly_used_cores():
+    """SMT4 cores with one thread taken each: 3 free siblings a core are
+    enough for a 2-vCPU ``require`` guest (Nova's packing takes ``t``
+    threads from every core with ``t`` free); whole free cores used to be
+    demanded."""
+    host = make_host(make_cell(0, [(0, 1, 2, 3), (4, 5, 6, 7)]))
+    now = usage(c0=CellUsage(frozenset({0, 4})))
+    request = req(
+        2, 512, hw_cpu_policy="dedicated", hw_cpu_thread_policy="require"
+    )
+    assert pinned_cpus(placed(host, request, now)) == {1, 2}
+    # two free siblings on one core still do
+    now = usage(c0=CellUsage(frozenset({0, 1, 4, 5, 6})))
+    assert pinned_cpus(placed(host, request, now)) == {2, 3}
+    # lone free threads do not
+    now = usage(c0=CellUsage(frozenset({0, 1, 2, 4, 5, 6})))
+    got = rejected(host, request, now)
+    r = reason(got, "numa.not-enough-free-cores", host_cell=0)
+    assert (r.requested, r.available) == (2, 0)
+
+
 # -- emulator threads ---------------------------------------------------------
 
 
@@ -358,19 +379,34 @@ def test_emulator_isolate_counts_in_the_cells_pcpus():
     assert (r.requested, r.available) == (3, 2)
 
 
-def test_emulator_isolate_with_isolate_takes_a_whole_core():
+@pytest.mark.parametrize("policy", ["isolate", "require"])
+def test_emulator_isolate_takes_any_other_free_dedicated_cpu(policy):
+    """As Nova's packing: the thread policy places the pinned vCPUs, the
+    emulator thread takes another free dedicated CPU -- a lone thread of
+    a used core is enough (whole cores used to be demanded for it), and
+    for ``isolate`` it stays off the pinned vCPUs' cores; its own
+    sibling is not reserved."""
+    now = usage(c0=CellUsage(frozenset({5, 7})))  # cores (4,5), (6,7) used
     request = req(
-        2,
+        2 if policy == "isolate" else 4,
         512,
         hw_cpu_policy="dedicated",
-        hw_cpu_thread_policy="isolate",
+        hw_cpu_thread_policy=policy,
         hw_emulator_threads_policy="isolate",
     )
-    got = placed(SMT, request)
-    (cell,) = got.cells
-    (emulator,) = cell.emulator_cpus
-    assert emulator ^ 1 in cell.reserved_cpus
-    assert len(cell.reserved_cpus) == 3
+    (cell,) = placed(SMT, request, now).cells
+    assert cell.emulator_cpus == {4}
+    if policy == "isolate":
+        assert {p for _, p in cell.cpu_pinning} == {0, 2}
+        assert cell.reserved_cpus == {1, 3}
+    else:
+        assert {p for _, p in cell.cpu_pinning} == {0, 1, 2, 3}
+    full = usage(c0=CellUsage(frozenset({4, 5, 6, 7})))
+    got = rejected(SMT, request, full)
+    r = reason(got, "numa.not-enough-pcpus", host_cell=0)
+    assert (r.requested, r.available) == (
+        (3, 2) if policy == "isolate" else (5, 4)
+    )
 
 
 def test_emulator_share_takes_nothing():
@@ -475,6 +511,55 @@ def test_pinned_guest_needs_free_small_pages_floating_guest_does_not():
     r = reason(got, "numa.not-enough-memory", host_cell=0)
     assert (r.requested, r.available) == (3200, 3096)
     placed(host, req(2, 3200, hw_numa_nodes=1), now)
+
+
+def mixed_two_cells():
+    """Guest cell 0 pins vCPUs 0-1; guest cell 1 has only shared vCPU 2."""
+    return req(
+        3,
+        2048,
+        hw_cpu_policy="mixed",
+        hw_cpu_dedicated_mask="0-1",
+        hw_numa_nodes=2,
+        hw_numa_cpus_0="0-1",
+        hw_numa_cpus_1="2",
+        hw_numa_mem_0=1024,
+        hw_numa_mem_1=1024,
+    )
+
+
+# host cell 1: 2048 MB of 4 KiB pages, 1536 MB of them used, and 2 free
+# 1 GiB pages; 4096 MB in all, 2560 MB of it free, 512 MB as small pages
+SHORT_OF_SMALL_PAGES = make_host(
+    make_cell(0, smt_groups(0, 4, 1)),
+    make_cell(1, smt_groups(4, 4, 1), small_mb=2048, huge=((G1, 2),)),
+)
+SMALL_PAGES_USED = usage(c1=CellUsage(memory_mb=1536, pages=((4, 393216),)))
+
+
+def test_mixed_guest_cell_without_pinned_vcpus_needs_free_small_pages():
+    """Every cell of a mixed guest gets small pages that are free, as in
+    Nova (``use_free`` for the whole guest's CPU policy), not only the
+    cells holding dedicated vCPUs: guest cell 1 used to be checked
+    against the 4 KiB pool's total and was given 1024 MB on host cell 1,
+    which had 512 MB of small pages left."""
+    request = mixed_two_cells()
+    assert request.cells[1].pcpus == frozenset()
+    got = rejected(SHORT_OF_SMALL_PAGES, request, SMALL_PAGES_USED)
+    assert codes(got) == {"numa.not-enough-distinct-cells"}
+    # pinned there, the reason carries the numbers
+    pinned = dataclasses.replace(
+        request,
+        cells=(
+            request.cells[0],
+            dataclasses.replace(request.cells[1], host_cell=1),
+        ),
+    )
+    got = rejected(SHORT_OF_SMALL_PAGES, pinned, SMALL_PAGES_USED)
+    r = reason(got, "numa.not-enough-memory", host_cell=1, guest_cell=1)
+    assert (r.requested, r.available) == (1024, 512)
+    # with the small pages free again it fits, guest cell 1 on host cell 1
+    assert hosts_of(placed(SHORT_OF_SMALL_PAGES, request)) == [0, 1]
 
 
 def test_cell_without_page_pools_uses_its_memory():
@@ -608,7 +693,9 @@ def asymmetric(cells, **extra):
 @pytest.mark.parametrize("cells", ASYMMETRIC)
 def test_asymmetric_guest_with_a_cell_larger_than_any_host_cell(cells):
     """Nova, with three or more asymmetric guest cells, puts a 10-vCPU
-    dedicated cell on an 8-CPU host cell.  We say no, with the numbers."""
+    dedicated cell on an 8-CPU host cell (for the third and fifth rows;
+    its fit cache is keyed by an id it overwrites: nova-fit-cache-keys in
+    tests/novafit.py).  We say no, with the numbers."""
     sizes = [int(c.split("-")[1]) - int(c.split("-")[0]) + 1 for c in cells]
     big = sizes.index(10)
     got = rejected(flat_host(4, 8, small_mb=8192), asymmetric(cells))
@@ -1213,6 +1300,17 @@ def test_claim_refuses_pages_beyond_the_pool():
     got = placed(host, req(2, 1536, hw_mem_page_size="2048"))
     now = claim(host, Usage(), got)  # 768 pages; floating, no CPU pinned
     assert _claim_error(claim, host, now, got) == "claim.not-enough-pages"
+
+
+def test_claim_never_overcommits_a_mixed_guests_cell_without_pins():
+    """The claim is as strict as the fit: guest cell 1 of a mixed guest
+    has no pinned vCPU, yet its small pages count against the pool."""
+    got = placed(SHORT_OF_SMALL_PAGES, mixed_two_cells())
+    assert got.cells[1].cpu_pinning == () and got.cells[1].pinned_guest
+    assert (
+        _claim_error(claim, SHORT_OF_SMALL_PAGES, SMALL_PAGES_USED, got)
+        == "claim.not-enough-pages"
+    )
 
 
 def test_claim_counts_reserved_huge_pages():
