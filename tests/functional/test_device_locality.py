@@ -22,6 +22,7 @@ from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.devices import parse_node_devices, split_node_file
 from tests.fixtures.fake_sysfs import FakeSysfs
 from tests.functional.conftest import BUNDLE_CONF, make_conf
+from tests.functional.test_device_binding import spawn
 
 ONE_GPU = "CUSTOM_SLICE_1_GPU_V1"
 VF = ("--extra-spec", "resources_NIC:CUSTOM_NIC_VF=1")
@@ -144,19 +145,6 @@ def config(tmp_path):
     config, kernel = host(tmp_path)
     with kernel:
         yield config
-
-
-def spawn(cli, config, name, *extra):
-    return cli(
-        "spawn",
-        name,
-        "--slice-class",
-        ONE_GPU,
-        *extra,
-        "--format",
-        "json",
-        config=config,
-    )
 
 
 def fill_cell_0(cli, config):
