@@ -16,6 +16,8 @@ from lxml import etree
 from nova_slices import faults
 from nova_slices.compute.base import HostDriver
 from nova_slices.compute.guests import CLI_OWNER, GuestView, devices_view
+from nova_slices.devices.pci_spec import assignable, parse_device_specs
+from nova_slices.devices.providers import device_index
 from nova_slices.errors import ConfigError, NovaSlicesError, TemplateError
 from nova_slices.host.restrictions import load_restrictions
 from nova_slices.placement import claims
@@ -113,11 +115,22 @@ class SliceDriver(HostDriver):
             self.tree, holdings, self.topology, restrictions
         )
         if self.devices is not None:
-            offers = device_offers(
-                self.devices.index, self.host.devices().by_address()
+            index = self.devices.index
+        elif self.conf.pci.device_spec:
+            # inside Nova, whose PCI tracker hands out [pci] device_spec's
+            # devices itself (its mdevs are not checked here)
+            index = device_index(
+                self.host.hostname,
+                (),
+                assignable(
+                    parse_device_specs(self.conf.pci.device_spec),
+                    self.host.devices(),
+                ),
             )
-            problems += check_offered_devices(holdings, offers)
-        return problems
+        else:
+            return problems
+        offers = device_offers(index, self.host.devices().by_address())
+        return problems + check_offered_devices(holdings, offers)
 
     def check_startup(self):
         """Refuse a host whose slices overlap, before a command gives it
