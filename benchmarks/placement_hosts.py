@@ -119,7 +119,7 @@ def _insert(database_url, trees):
     rp_t = models.ResourceProvider.__table__
     inv_t = models.Inventory.__table__
     rc_t = models.ResourceClass.__table__
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     try:
         with engine.begin() as conn:
             rc_id = {
