@@ -40,13 +40,23 @@ from nova_slices.placement.client import PlacementClient, expect  # noqa: E402
 from nova_slices.placement.embedded import EmbeddedPlacement  # noqa: E402
 from nova_slices.placement.session import placement_adapter  # noqa: E402
 from nova_slices.slices import encoding  # noqa: E402
-from nova_slices.slices.tree import load_tree  # noqa: E402
+from nova_slices.slices.tree import HOST_UNITS, load_tree  # noqa: E402
 
 PLAIN = "plain"
+#: diagnostic, not a flavor: one group (the root's) over the slice trees,
+#: the floor under any slice request (which adds at least the slice group)
+ROOT_ONLY = "floor:slice-root-only"
+ROOT_ONLY_SPECS = {
+    "resources:VCPU": "0",
+    "resources:MEMORY_MB": "0",
+    f"resources:{HOST_UNITS}": "1",
+}
 #: Nova's report client's microversion for GET /allocation_candidates
 NOVA_MICROVERSION = "1.36"
 #: a flavor's size; a slice flavor zeroes VCPU/MEMORY_MB, keeps its disk
 VCPUS, MEMORY_MB, ROOT_GB = 2, 2048, 20
+PLAIN_ASKS = {"VCPU": VCPUS, "MEMORY_MB": MEMORY_MB, "DISK_GB": ROOT_GB}
+ROOT_ONLY_ASKS = {HOST_UNITS: 1, "DISK_GB": ROOT_GB}
 
 
 def nova_queries(tree):
@@ -77,6 +87,7 @@ def nova_queries(tree):
     for rc in sorted(tree.classes, key=lambda rc: tree.classes[rc].leaves):
         specs = encoding.slice_request(tree, rc).nova_flavor_specs()
         out[rc] = query(specs)
+    out[ROOT_ONLY] = query(ROOT_ONLY_SPECS)
     return out
 
 
@@ -88,12 +99,16 @@ def check(hosts, flavor, body):
         alloc = {
             rp: a["resources"] for rp, a in candidate["allocations"].items()
         }
-        if flavor == PLAIN:
+        if flavor in (PLAIN, ROOT_ONLY):
+            roots, asked = (
+                (hosts.plain, PLAIN_ASKS)
+                if flavor == PLAIN
+                else (hosts.slice_roots, ROOT_ONLY_ASKS)
+            )
             ok = (
                 len(alloc) == 1
-                and next(iter(alloc)) in hosts.plain
-                and next(iter(alloc.values()))
-                == {"VCPU": VCPUS, "MEMORY_MB": MEMORY_MB, "DISK_GB": ROOT_GB}
+                and next(iter(alloc)) in roots
+                and next(iter(alloc.values())) == asked
             )
             valid, invalid = valid + ok, invalid + (not ok)
             seen.update(alloc)
@@ -138,11 +153,13 @@ def run(client, hosts, queries, reps):
         order = flavors[r % len(flavors) :] + flavors[: r % len(flavors)]
         for flavor in order:
             url = "/allocation_candidates?" + queries[flavor]
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             body = expect(
                 client.get(url, microversion=NOVA_MICROVERSION), 200
             ).body
-            times[flavor].append(time.perf_counter() - start)
+            times[flavor].append(
+                (time.perf_counter() - start, time.process_time() - cpu)
+            )
             result = check(hosts, flavor, body)
             if checked.setdefault(flavor, result) != result:
                 raise AssertionError(
@@ -157,15 +174,37 @@ def p95(values):
 
 
 def report(db, n, results):
-    plain = statistics.median(results[PLAIN][0])
+    """Print one row per flavor; return {flavor: (wall ratio, invalid)}."""
+    plain = statistics.median(t for t, _ in results[PLAIN][0])
+    plain_cpu = statistics.median(c for _, c in results[PLAIN][0])
+    out = {}
     for flavor, (times, (valid, dropped, invalid, nhosts)) in results.items():
-        p50 = statistics.median(times)
+        wall = [t for t, _ in times]
+        p50 = statistics.median(wall)
+        cpu = statistics.median(c for _, c in times)
         print(
             f"{db:8} {n:5d} {flavor:22} {valid + dropped:6d} {valid:6d} "
             f"{dropped:6d} {invalid:4d} {nhosts:5d} {p50 * 1000:9.1f} "
-            f"{p95(times) * 1000:9.1f} {p50 / plain:6.2f}x",
+            f"{p95(wall) * 1000:9.1f} {p50 / plain:6.2f}x "
+            f"{cpu * 1000:9.1f} {cpu / plain_cpu:6.2f}x",
             flush=True,
         )
+        out[flavor] = (p50 / plain, invalid)
+    return out
+
+
+def verdict(db, n, ratios, goal=1.5):
+    """The issue's goal, at the largest N: every slice flavor <= 1.5x plain."""
+    flavors = [f for f in ratios if f != PLAIN and not f.startswith("floor")]
+    worst = max(flavors, key=lambda f: ratios[f][0])
+    invalid = sum(ratios[f][1] for f in ratios)
+    met = ratios[worst][0] <= goal and invalid == 0
+    print(
+        f"# {db} {n} hosts: worst {worst} {ratios[worst][0]:.2f}x plain, "
+        f"{invalid} invalid: goal (<= {goal}x, 0 invalid) "
+        f"{'MET' if met else 'NOT MET'}",
+        flush=True,
+    )
 
 
 def databases(names, stack):
@@ -220,7 +259,7 @@ def main():
         print(
             f"{'db':8} {'hosts':>5} {'flavor':22} {'cands':>6} {'chain':>6} "
             f"{'drop':>6} {'inv':>4} {'hosts':>5} {'p50 ms':>9} "
-            f"{'p95 ms':>9} {'/plain':>7}"
+            f"{'p95 ms':>9} {'/plain':>7} {'cpu ms':>9} {'/plain':>7}"
         )
         with contextlib.ExitStack() as stack:
             for db, new_db in databases(args.db.split(","), stack).items():
@@ -241,7 +280,11 @@ def main():
                         )
                         setup = time.perf_counter() - started
                         print(f"# {db} {n} hosts built in {setup:.1f} s")
-                        report(db, n, run(client, hosts, queries, args.reps))
+                        ratios = report(
+                            db, n, run(client, hosts, queries, args.reps)
+                        )
+                        if n == max(sizes):
+                            verdict(db, n, ratios)
 
 
 if __name__ == "__main__":
