@@ -168,6 +168,27 @@ def run(client, hosts, queries, reps):
     return {f: (times[f], checked[f]) for f in flavors}
 
 
+def profiled(service, flavor_of_request):
+    """Wrap the in-thread service's WSGI app in cProfile for the requests
+    of one flavor; returns the profile (printed after the run)."""
+    import cProfile
+
+    prof = cProfile.Profile()
+    app = service._server.get_app()
+
+    def wrapped(environ, start_response):
+        if not flavor_of_request(environ.get("QUERY_STRING", "")):
+            return app(environ, start_response)
+        prof.enable()
+        try:
+            return list(app(environ, start_response))
+        finally:
+            prof.disable()
+
+    service._server.set_app(wrapped)
+    return prof
+
+
 def p95(values):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -220,6 +241,14 @@ def databases(names, stack):
     return out
 
 
+def _print_profile(prof):
+    import pstats
+
+    stats = pstats.Stats(prof)
+    stats.sort_stats("tottime").print_stats(15)
+    stats.sort_stats("cumulative").print_stats("allocation_candidate", 12)
+
+
 def parse_options(pairs):
     options = {}
     for pair in pairs:
@@ -236,6 +265,12 @@ def main():
     parser.add_argument("--hosts", default="1,100,1000")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--db", default="sqlite,mariadb")
+    parser.add_argument(
+        "--profile",
+        metavar="FLAVOR",
+        help="print where Placement spends its time on this flavor's "
+        "requests (cProfile, top functions by own time), at each N",
+    )
     parser.add_argument(
         "--placement-option",
         action="append",
@@ -280,11 +315,17 @@ def main():
                         )
                         setup = time.perf_counter() - started
                         print(f"# {db} {n} hosts built in {setup:.1f} s")
+                        if args.profile:
+                            prof = profiled(
+                                service, lambda q: q == queries[args.profile]
+                            )
                         ratios = report(
                             db, n, run(client, hosts, queries, args.reps)
                         )
                         if n == max(sizes):
                             verdict(db, n, ratios)
+                        if args.profile:
+                            _print_profile(prof)
 
 
 if __name__ == "__main__":
