@@ -269,7 +269,8 @@ def main():
         "--profile",
         metavar="FLAVOR",
         help="print where Placement spends its time on this flavor's "
-        "requests (cProfile, top functions by own time), at each N",
+        "requests (cProfile, top functions by own time), at each N; "
+        "cProfile slows that flavor, so its ratio is not comparable",
     )
     parser.add_argument(
         "--placement-option",
