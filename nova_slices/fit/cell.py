@@ -369,3 +369,77 @@ def _require(guest, cell, cores, reasons):
         )
     )
     return None
+
+
+# -- answers, once per guest cell shape -----------------------------------
+
+
+def shape(guest):
+    """What ``fit_cell`` depends on besides the guest cell's ids.
+
+    The vCPU ids only name the pinned pairs and the guest cell id only
+    the answer and its messages, so guest cells of one shape get the same
+    host CPUs on the same host cell (a guest's cells are usually all
+    alike: one computation per host cell instead of one per pair)."""
+    return (
+        guest.memory_mb,
+        len(guest.pinned),
+        len(guest.shared),
+        guest.thread_policy,
+        guest.pagesize,
+        guest.extra_pcpus,
+        guest.pinned_guest,
+    )
+
+
+class CellAnswers:
+    """``fit_cell`` for (guest cell, host cell) pairs, asked lazily.
+
+    Each pair is independent of every other (distinct host cells), so an
+    answer is computed at most once per (shape, host cell) and only when
+    the search or a rejection asks for it."""
+
+    def __init__(self, topology, usage_of, restrictions):
+        self.topology = topology
+        self.usage_of = usage_of  # host cell id -> CellUsage
+        self.restrictions = restrictions
+        self.memo = {}
+
+    def _compute(self, guest, h):
+        return fit_cell(
+            guest, self.topology.cell(h), self.usage_of(h), self.restrictions
+        )
+
+    def _rep(self, guest, h):
+        key = (shape(guest), h)
+        got = self.memo.get(key)
+        if got is None:
+            got = self.memo[key] = (guest, self._compute(guest, h))
+        return got
+
+    def fits(self, guest, h):
+        return not isinstance(self._rep(guest, h)[1], list)
+
+    def get(self, guest, h):
+        """CellPlacement, or the Reasons why not (naming ``guest``)."""
+        rep, answer = self._rep(guest, h)
+        if rep is guest:
+            return answer
+        if isinstance(answer, list):
+            return self._compute(guest, h)  # its messages name the cell
+        return dataclasses.replace(
+            answer,
+            guest_cell=guest.id,
+            cpu_pinning=tuple(
+                zip(
+                    guest.pinned,
+                    (p for _, p in answer.cpu_pinning),
+                    strict=True,
+                )
+            ),
+        )
+
+    def like(self, guest, h):
+        """The answer for a guest cell of ``guest``'s shape, unbound:
+        enough to compare host cells, not to hand out."""
+        return self._rep(guest, h)[1]
