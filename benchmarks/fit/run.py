@@ -193,6 +193,11 @@ def fmt_ms(value):
     return f"{value:.2f}"
 
 
+def fmt_ratio(value):
+    """Two decimals, or two significant digits below 0.01."""
+    return f"{value:.2f}" if value >= 0.01 else f"{value:.1e}"
+
+
 COLUMNS = (
     ("scenario", 17),
     ("host", 4),
@@ -239,7 +244,8 @@ def worst_line(records):
         high = max(rated, key=lambda r: r["ratio"])
         bound = "<" if high["nova"].get("timeout") else ""
         text += (
-            f"; highest ours/nova {bound}{high['ratio']:.2f} ({name(high)}: "
+            f"; highest ours/nova {bound}{fmt_ratio(high['ratio'])} "
+            f"({name(high)}: "
             f"ours {fmt_ms(high['ours_median_ms'])} ms)"
         )
     return text
@@ -279,13 +285,13 @@ def compare(case, kwargs, ours_times, ours_result, nova, timeout):
             )
         if nova.get("timeout"):
             nova_ms = f">{timeout:g} s (timeout)"
-            ratio = f"<{med / (timeout * 1000):.4f}"
+            ratio = "<" + fmt_ratio(med / (timeout * 1000))
             nova_text = "timeout"
             agree = "n/a"
         else:
             nmed = statistics.median(nova["ms"])
             nova_ms = fmt_ms(nmed)
-            ratio = f"{med / nmed:.2f}"
+            ratio = fmt_ratio(med / nmed)
             if med > nmed:
                 problems.append(
                     f"ours median {fmt_ms(med)} ms > Nova's {fmt_ms(nmed)} ms"

@@ -2,6 +2,12 @@
 
 Pure: host topology + restrictions + usage + request + PCI devices in,
 a value out.  No libvirt, no I/O, deterministic.
+
+Cheap first: the per-cell answers are asked lazily (``CellAnswers``), a
+greedy pass takes the search's first path, and only when it fails are
+every pair answered, the matching and the backtracking run, and the
+reasons built -- a fit on a 34-cell host costs about as many cell answers
+as Nova's first permutation.
 """
 
 from nova_slices.fit import pci
