@@ -392,41 +392,67 @@ def shape(guest):
     )
 
 
+#: the guest cell id an answer is computed under, bound to the real one
+#: after: ``fit_cell`` uses the id only to name things
+_UNNAMED = "\x00guest cell\x00"
+
+
 class CellAnswers:
     """``fit_cell`` for (guest cell, host cell) pairs, asked lazily.
 
     Each pair is independent of every other (distinct host cells), so an
-    answer is computed at most once per (shape, host cell) and only when
-    the search or a rejection asks for it."""
+    answer is computed at most once per (shape, host cell), under a
+    placeholder guest cell id, and only when the search or a rejection
+    asks for it; ``get`` binds it to the guest cell that asked."""
 
     def __init__(self, topology, usage_of, restrictions):
         self.topology = topology
         self.usage_of = usage_of  # host cell id -> CellUsage
         self.restrictions = restrictions
         self.memo = {}
+        #: guest cell id (unique) -> (shape, the guest cell unnamed)
+        self.shapes = {}
 
-    def _compute(self, guest, h):
-        return fit_cell(
-            guest, self.topology.cell(h), self.usage_of(h), self.restrictions
-        )
-
-    def _rep(self, guest, h):
-        key = (shape(guest), h)
+    def like(self, guest, h):
+        """The answer for a guest cell of ``guest``'s shape, unbound:
+        enough to compare host cells, not to hand out."""
+        got = self.shapes.get(guest.id)
+        if got is None:
+            got = self.shapes[guest.id] = (
+                shape(guest),
+                dataclasses.replace(guest, id=_UNNAMED),
+            )
+        form, unnamed = got
+        key = (form, h)
         got = self.memo.get(key)
         if got is None:
-            got = self.memo[key] = (guest, self._compute(guest, h))
+            got = self.memo[key] = fit_cell(
+                unnamed,
+                self.topology.cell(h),
+                self.usage_of(h),
+                self.restrictions,
+            )
         return got
 
     def fits(self, guest, h):
-        return not isinstance(self._rep(guest, h)[1], list)
+        return not isinstance(self.like(guest, h), list)
 
     def get(self, guest, h):
-        """CellPlacement, or the Reasons why not (naming ``guest``)."""
-        rep, answer = self._rep(guest, h)
-        if rep is guest:
-            return answer
+        """CellPlacement, or the Reasons why not, naming ``guest``."""
+        answer = self.like(guest, h)
         if isinstance(answer, list):
-            return self._compute(guest, h)  # its messages name the cell
+            name = str(guest.id)
+            return [
+                Reason(
+                    r.code,
+                    r.message.replace(_UNNAMED, name),
+                    r.host_cell,
+                    guest.id,
+                    r.requested,
+                    r.available,
+                )
+                for r in answer
+            ]
         return dataclasses.replace(
             answer,
             guest_cell=guest.id,
@@ -438,8 +464,3 @@ class CellAnswers:
                 )
             ),
         )
-
-    def like(self, guest, h):
-        """The answer for a guest cell of ``guest``'s shape, unbound:
-        enough to compare host cells, not to hand out."""
-        return self._rep(guest, h)[1]
