@@ -225,6 +225,8 @@ def on_cells(device, policy, cells, topology):
     """Does ``device`` satisfy ``policy`` for a guest on host ``cells``?
 
     ``cells`` is None for a guest without NUMA cells: no affinity.
+    ``socket``: a device on any cell of the guest's sockets, when every
+    host cell has a socket; else a device on the guest's own cells.
     """
     if cells is None or policy == "preferred":
         return True
@@ -233,6 +235,12 @@ def on_cells(device, policy, cells, topology):
     if policy == "legacy":
         return device.numa_node is None or device.numa_node in cells
     if policy == "socket":
+        if any(c.socket is None for c in topology.cells):
+            # Nova does not widen to the socket on a host with a cell
+            # whose socket is unknown
+            # (PciDeviceStats._filter_pools_for_socket_affinity): only
+            # the guest's own cells qualify
+            return device.numa_node is not None and device.numa_node in cells
         sockets = {
             c.socket
             for c in topology.cells

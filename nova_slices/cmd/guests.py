@@ -104,7 +104,7 @@ def spawn(args, rt):
             extra_specs=dict(args.extra_spec),
         )
     except NovaSlicesError as exc:
-        if exc.code in ("slice.no-candidates", "slice.lost-race"):
+        if exc.code in SLICE_REFUSALS:
             return _rejected(args, rt, exc)
         raise
     if args.format == "json":
@@ -116,7 +116,22 @@ def spawn(args, rt):
             f"{view.slice_name}"
             + (f" with {', '.join(bound)}" if bound else "")
         )
+        for d in (view.device_locality or {}).get("devices", ()):
+            print(
+                f"  {d['resource_class']} {', '.join(d['bound'])} "
+                f"({d['device']}, cell {d['numa_node']}): {d['reason']}"
+            )
     return 0
+
+
+#: a slice spawn's refusals that come with every slice's and device's state
+SLICE_REFUSALS = (
+    "slice.no-candidates",
+    "slice.lost-race",
+    "pci.no-device-on-cell",
+    "pci.no-device-on-socket",
+    "pci.socket-unknown",
+)
 
 
 def _rejected(args, rt, exc):

@@ -37,6 +37,7 @@ from nova_slices.host.devices import HostDevices
 from nova_slices.placement.flavor_claims import claim_flavor, merge
 from nova_slices.placement.request_groups import flavor_request
 from nova_slices.request.build import build_request
+from nova_slices.slices import locality
 from nova_slices.virt import metadata
 from nova_slices.virt.guest_xml import GuestDomain, guest_domain
 
@@ -202,18 +203,10 @@ class DynamicDriver(HostDriver):
         same socket 1): a vGPU on the guest's own socket is preferred."""
         if not self.devices or not placement.cells:
             return {}
-        cells = {c.host_cell for c in placement.cells}
-        sockets = {self.topology.socket_of_cell(c) for c in cells}
-        out = {}
-        for rp in self.devices.provider_uuids:
-            node = self.devices.numa_node_of_provider(rp)
-            if node in cells:
-                out[rp] = 2
-            elif node is not None and (
-                self.topology.socket_of_cell(node) in sockets
-            ):
-                out[rp] = 1
-        return out
+        where = locality.of_cells(
+            (c.host_cell for c in placement.cells), self.topology
+        )
+        return locality.nearness(where, self.devices.sites())
 
     def _bind(self, allocations, chosen, placement, instance_uuid):
         if self.devices is None:

@@ -37,10 +37,15 @@ class GuestView:
     flavor: dict | None = None
     #: a dynamic guest's NUMA cells as the fitter placed them
     cells: tuple = ()
+    #: a slice guest's devices at spawn: where each is and why it was
+    #: taken (nova_slices.slices.locality); None: nothing to explain
+    device_locality: dict | None = None
 
     def to_dict(self):
-        """The ``spawn``/``list`` JSON form of one guest (a contract)."""
-        return {
+        """The ``spawn``/``list`` JSON form of one guest (a contract;
+        ``device_locality`` only in spawn's answer on a slice host that
+        gave devices)."""
+        out = {
             "name": self.name,
             "instance_uuid": self.instance_uuid,
             "slice": self.slice_name,
@@ -51,6 +56,9 @@ class GuestView:
             "flavor": self.flavor,
             "cells": list(self.cells),
         }
+        if self.device_locality is not None:
+            out["device_locality"] = self.device_locality
+        return out
 
 
 def devices_view(binding):

@@ -6,6 +6,7 @@ takes one slice (and any devices asked for next to it) in one Placement
 allocation, and its domain is the slice's template rendered.
 """
 
+import functools
 import logging
 import os
 import uuid as uuidlib
@@ -15,11 +16,13 @@ from lxml import etree
 from nova_slices import faults
 from nova_slices.compute.base import HostDriver
 from nova_slices.compute.guests import CLI_OWNER, GuestView, devices_view
+from nova_slices.devices.pci_spec import assignable, parse_device_specs
+from nova_slices.devices.providers import device_index
 from nova_slices.errors import ConfigError, NovaSlicesError, TemplateError
 from nova_slices.host.restrictions import load_restrictions
 from nova_slices.placement import claims
-from nova_slices.placement.request_groups import slice_device_groups
-from nova_slices.slices import encoding
+from nova_slices.placement.request_groups import slice_device_request
+from nova_slices.slices import encoding, locality
 from nova_slices.slices.offered import check_offered_devices, device_offers
 from nova_slices.slices.overlap import check_slice_overlaps
 from nova_slices.slices.tree import HOST_UNITS, units_class
@@ -35,15 +38,47 @@ class SliceDriver(HostDriver):
 
     def device_groups(self, resource_class, extra_specs):
         """The DeviceGroups a slice guest's extra specs ask for."""
+        return self.device_request(resource_class, extra_specs)[0]
+
+    def device_request(self, resource_class, extra_specs):
+        """(DeviceGroups, PCI NUMA affinity policy) of a slice guest's
+        extra specs."""
         if not extra_specs:
-            return ()
+            return (), None
         slice_classes = set(self.tree.classes) | {
             units_class(rc) for rc in self.tree.classes
         }
         own = encoding.slice_request(self.tree, resource_class).groups
         # the unsuffixed group is shared with devices (see query_params)
         reserved = set(own) - {""}
-        return slice_device_groups(extra_specs, reserved, slice_classes)
+        return slice_device_request(extra_specs, reserved, slice_classes)
+
+    def slice_locality(self, slice_name):
+        """The host cells and sockets of a slice, from its template
+        rendered once (cached: templates are read at startup too)."""
+        cache = self._localities
+        if slice_name not in cache:
+            domain = self.render_template(
+                f"locality-{slice_name}", str(uuidlib.uuid4()), slice_name
+            )
+            cache[slice_name] = locality.slice_locality(domain, self.topology)
+        return cache[slice_name]
+
+    @functools.cached_property
+    def _localities(self):
+        return {}
+
+    def device_locality(self, resource_class, policy):
+        """The DeviceLocality a claim of ``resource_class`` follows."""
+        return locality.DeviceLocality(
+            {
+                name: self.slice_locality(name)
+                for name in self.tree.classes[resource_class].slices
+            },
+            self.devices.sites(),
+            self.topology.cells_without_socket,
+            policy,
+        )
 
     # -- startup -----------------------------------------------------------
     def check_templates(self):
@@ -80,11 +115,22 @@ class SliceDriver(HostDriver):
             self.tree, holdings, self.topology, restrictions
         )
         if self.devices is not None:
-            offers = device_offers(
-                self.devices.index, self.host.devices().by_address()
+            index = self.devices.index
+        elif self.conf.pci.device_spec:
+            # inside Nova, whose PCI tracker hands out [pci] device_spec's
+            # devices itself (its mdevs are not checked here)
+            index = device_index(
+                self.host.hostname,
+                (),
+                assignable(
+                    parse_device_specs(self.conf.pci.device_spec),
+                    self.host.devices(),
+                ),
             )
-            problems += check_offered_devices(holdings, offers)
-        return problems
+        else:
+            return problems
+        offers = device_offers(index, self.host.devices().by_address())
+        return problems + check_offered_devices(holdings, offers)
 
     def check_startup(self):
         """Refuse a host whose slices overlap, before a command gives it
@@ -141,8 +187,15 @@ class SliceDriver(HostDriver):
         instance_uuid = instance_uuid or str(uuidlib.uuid4())
         self.check_name(name)
         self.check_name_free(name)
-        device_groups = self.device_groups(resource_class, extra_specs)
+        device_groups, policy = self.device_request(
+            resource_class, extra_specs
+        )
         self.check_offered(device_groups)
+        near = (
+            self.device_locality(resource_class, policy)
+            if device_groups and self.devices
+            else None
+        )
         with self.journalled_claim(
             instance_uuid,
             name,
@@ -156,6 +209,7 @@ class SliceDriver(HostDriver):
                 owner.user_id,
                 retries=self.conf.placement.claim_retries,
                 devices=device_groups,
+                locality=near,
             ),
         ) as claim:
             slice_name = encoding.slice_from_allocation(
@@ -194,6 +248,14 @@ class SliceDriver(HostDriver):
             "running",
             claim.allocations,
             devices_view(binding),
+            device_locality=(
+                None
+                if claim.device_locality is None
+                else locality.with_bound(
+                    claim.device_locality,
+                    self.devices.bound_by_provider(binding),
+                )
+            ),
         )
 
     def render(self, name, instance_uuid, slice_name, binding=None, **context):

@@ -18,6 +18,7 @@ from nova_slices.conf import (
 )
 
 MODULES = (default, compute, devices, libvirt, pci, placement)
+LOG = logging.getLogger(__name__)
 
 
 def register_opts(conf):
@@ -63,4 +64,8 @@ def make_conf(args=(), default_config_files=None, register_log=True):
     known = known_opts(conf)
     check.check_values(conf, known, groups=dynamic)
     check.check_legacy_names(conf, known)
+    for message in devices.ignored_legacy_keys(
+        check.raw_values(conf), conf.devices.enabled_mdev_types
+    ):
+        LOG.warning("%s", message)
     return conf

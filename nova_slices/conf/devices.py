@@ -96,5 +96,41 @@ def dynamic_list_opts(conf):
     }
 
 
+def ignored_legacy_keys(raw, enabled_types):
+    """A warning for every key a legacy ``[vgpu_<type>]`` group sets that
+    nothing reads, once per group and key, in the order written.
+
+    ``raw`` is :func:`nova_slices.conf.check.raw_values`.  As in Nova 34
+    (``nova/conf/devices.py``), the legacy group is read only for
+    ``device_addresses``: ``mdev_class`` and ``max_instances`` there are
+    silently ignored by oslo.config, and the type would get VGPU and no
+    cap, which is not what the operator wrote.
+    """
+    legacy = {f"vgpu_{t}".lower(): t for t in enabled_types}
+    options = [opt.dest for opt in _type_opts()]
+    seen = set()
+    out = []
+    for path, section, key, _ in raw:
+        mdev_type = legacy.get(section.lower())
+        if mdev_type is None or key == "device_addresses":
+            continue
+        if (mdev_type, key) in seen:
+            continue
+        seen.add((mdev_type, key))
+        if key in options:
+            fix = f"move it to [mdev_{mdev_type}] (rename the group)"
+        else:
+            fix = (
+                f"[mdev_{mdev_type}] has no such option either (it takes "
+                + ", ".join(options)
+                + ")"
+            )
+        out.append(
+            f"[vgpu_{mdev_type}] {key} (in {path}) is ignored: legacy "
+            f"[vgpu_<type>] groups take only device_addresses; {fix}"
+        )
+    return out
+
+
 def list_opts():
     return {devices_group: devices_opts, PLACEHOLDER_GROUP: _type_opts()}

@@ -22,6 +22,7 @@ from nova_slices.devices.binding import (
 )
 from nova_slices.devices.providers import device_index
 from nova_slices.errors import HostError
+from nova_slices.slices.locality import DeviceSite
 from nova_slices.virt import metadata
 from nova_slices.virt.hostdevs import domain_devices
 
@@ -99,29 +100,48 @@ class DeviceManager:
         them.  Devices no provider counts (a slice template's own) are
         left out."""
         out = {}
+        for rp, rc, _ in self._counted(pci, mdevs):
+            mine = out.setdefault(rp, {})
+            mine[rc] = mine.get(rc, 0) + 1
+        return out
+
+    def bound_by_provider(self, binding):
+        """{provider: [PCI addresses and mdev uuids]} of a DeviceBinding."""
+        out = {}
+        for rp, _, device in self._counted(
+            binding.pci, binding.mdevs + binding.create
+        ):
+            out.setdefault(rp, []).append(device)
+        return out
+
+    def _counted(self, pci, mdevs):
+        """(provider, class, address or uuid) of each bound device a
+        provider counts."""
         for address in pci:
             with contextlib.suppress(BindingError):
                 rp, rc = self.provider_of(address)
-                mine = out.setdefault(rp, {})
-                mine[rc] = mine.get(rc, 0) + 1
-        for _, mdev_type, parent in mdevs:
+                yield rp, rc, address
+        for uuid, mdev_type, parent in mdevs:
             for rp, info in self.index.items():
                 if (
                     info.kind == "mdev"
                     and info.address == parent
                     and info.mdev_type == mdev_type
                 ):
-                    mine = out.setdefault(rp, {})
-                    mine[info.resource_class] = (
-                        mine.get(info.resource_class, 0) + 1
-                    )
-        return out
+                    yield rp, info.resource_class, uuid
 
-    def numa_node_of_provider(self, rp):
-        """The NUMA node of a device provider's device (None: unknown)."""
-        info = self.index.get(rp)
-        device = self._devices.get(info.address) if info else None
-        return device.numa_node if device else None
+    def sites(self):
+        """{provider: DeviceSite}: where every device provider's device is
+        (a VF inventory's PF, an mdev type's parent)."""
+        out = {}
+        for rp, info in self.index.items():
+            device = self._devices.get(info.address)
+            out[rp] = DeviceSite(
+                info.address,
+                device.numa_node if device else None,
+                device.socket if device else None,
+            )
+        return out
 
     def in_use(self):
         """Devices held by any defined domain, with the domain's name."""

@@ -271,7 +271,7 @@ def _why_not(guests, candidates, requests, free, topology):
 
 
 def _pci_reasons(requests, free, cells, topology):
-    sockets = {topology.socket_of_cell(c) for c in cells} - {None}
+    sockets = pci.policy_sockets(topology, cells)
     for r in requests:
         matching = [d for d in free if r.matches(d)]
         if len(matching) < r.count:
@@ -298,7 +298,22 @@ def _pci_reasons(requests, free, cells, topology):
         if r.policy == "preferred" or len(ok) >= r.count:
             continue
         where = ", ".join(sorted({str(d.numa_node) for d in matching}))
-        if r.policy == "socket":
+        if r.policy == "socket" and sockets is None:
+            unknown = topology.cells_without_socket
+            yield Reason(
+                "pci.socket-unknown",
+                f"alias {r.alias} (numa policy socket) wants {r.count} "
+                f"device(s) on the socket of the guest's cells, but host "
+                f"cell(s) {', '.join(map(str, unknown))} have no socket "
+                "(CPUs without socket ids, or spanning sockets), so, as in "
+                "Nova, only devices on the guest's own cells (possible: "
+                f"{sorted(cells)}) qualify; free matching devices are on "
+                f"cells {where}",
+                host_cell=unknown[0],
+                requested=r.count,
+                available=len(ok),
+            )
+        elif r.policy == "socket":
             yield Reason(
                 "pci.no-device-on-socket",
                 f"alias {r.alias} (numa policy socket) wants {r.count} "

@@ -8,6 +8,8 @@ the host cells the guest ends up on, by policy:
 ``legacy``    as required, or the device has no NUMA information;
 ``socket``    the device's socket is the socket of one of the guest's
               host cells (a device with unknown socket never qualifies);
+              on a host where any cell's socket is unknown, as in Nova,
+              only devices on the guest's own cells (:func:`policy_sockets`);
 ``preferred`` any device, those on the guest's cells first.
 
 Given a set of host cells, :func:`choose_devices` answers whether every
@@ -176,12 +178,33 @@ def available_devices(devices, in_use):
     return tuple(d for d in devices.pci if d.address not in busy)
 
 
+def policy_sockets(topology, cells):
+    """The sockets a ``socket``-policy device may be on for a guest on
+    host ``cells``; None when the host's socket data is partial.
+
+    Nova 34 (``PciDeviceStats._filter_pools``) takes the devices on the
+    guest's own cells first and widens to their sockets only when every
+    host cell has a socket; with any cell lacking one
+    (``_filter_pools_for_socket_affinity``: CPUs without socket ids, or a
+    cell spanning sockets) the widening finds nothing.  So on such a host
+    ``socket`` is ``required``, whichever cell lacks the socket: the host
+    is one Nova "explicitly chose not to support".
+    """
+    if topology.cells_without_socket:
+        return None
+    return frozenset(topology.socket_of_cell(c) for c in cells)
+
+
 def qualifies(device, policy, cells, sockets):
+    """Does ``device`` serve ``policy`` for a guest on host ``cells``?
+    ``sockets`` is :func:`policy_sockets` of those cells."""
     if policy == "required":
         return device.numa_node in cells
     if policy == "legacy":
         return device.numa_node is None or device.numa_node in cells
     if policy == "socket":
+        if sockets is None:
+            return device.numa_node in cells
         return device.socket is not None and device.socket in sockets
     return True
 
@@ -194,7 +217,7 @@ def choose_devices(requests, devices, cells, topology, strict=True, numa=True):
     and remote ones for the rest.  ``numa=False`` (a guest without NUMA
     cells) ignores affinity, as Nova does.
     """
-    sockets = {topology.socket_of_cell(c) for c in cells} - {None}
+    sockets = policy_sockets(topology, cells)
     must, local, anywhere = [], [], []
     for r in requests:
         matching = [d for d in devices if r.matches(d)]

@@ -121,3 +121,15 @@ class HostTopology:
     def socket_of_cell(self, cell_id):
         cell = self.cell(cell_id)
         return None if cell is None else cell.socket
+
+    @functools.cached_property
+    def cells_without_socket(self):
+        """Ids of the cells whose socket is unknown, sorted.
+
+        Nova refuses to widen PCI affinity to a socket when any host cell
+        has no socket (``PciDeviceStats._filter_pools_for_socket_affinity``);
+        :func:`nova_slices.fit.pci.policy_sockets` follows it.  A
+        memory-only cell counts only when no distance names its nearest
+        CPU-bearing cell (see the module docstring).
+        """
+        return tuple(c.id for c in self.cells if c.socket is None)

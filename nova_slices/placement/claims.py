@@ -27,6 +27,9 @@ class Claim:
     resource_class: str
     #: provider uuid -> {resource class: amount}
     allocations: dict
+    #: why each device was taken where it was (DeviceLocality.explain);
+    #: None when the claim had no locality to follow
+    device_locality: dict | None = None
 
 
 def _candidates(client, request, root_uuid):
@@ -40,20 +43,30 @@ def _candidates(client, request, root_uuid):
     return resp.body
 
 
-def _choose(body, slice_of_provider, tree):
+def _choose(body, slice_of_provider, tree, locality=None):
     """Pick the candidate that keeps the most room for big slices.
 
     Prefer slices whose ancestors already have units in use (fill a
-    partly used 4-GPU node before opening a fresh one), then the lowest
-    slice name, so the choice is deterministic.
+    partly used 4-GPU node before opening a fresh one), then devices
+    near their slice (``locality``, a DeviceLocality: its policy may
+    refuse a candidate outright), then the lowest slice name, so the
+    choice is deterministic.  Returns (best or None, refused), refused
+    being the (slice name, allocations) the policy turned down.
     """
     summaries = body["provider_summaries"]
     best = None
+    refused = []
     for request in body["allocation_requests"]:
         slice_uuid = request["mappings"][SLICE_GROUP][0]
         name = slice_of_provider.get(slice_uuid)
         if name is None:
             continue
+        near = 0
+        if locality is not None:
+            near = locality.score(name, _amounts(request))
+            if near is None:
+                refused.append((name, _amounts(request)))
+                continue
         used = 0
         for rp, summary in summaries.items():
             if (
@@ -69,10 +82,15 @@ def _choose(body, slice_of_provider, tree):
             rp for rp in request["allocations"] if rp not in slice_of_provider
         )
         room = sum(_free(summaries.get(rp)) for rp in devices)
-        key = (-used, _natural(name), -room, devices)
+        key = (-used, -near, _natural(name), -room, devices)
         if best is None or key < best[0]:
             best = (key, name, request)
-    return best
+    return best, refused
+
+
+def _amounts(request):
+    """{provider: {class: amount}} of one allocation request."""
+    return {rp: a["resources"] for rp, a in request["allocations"].items()}
 
 
 def _free(summary):
@@ -153,15 +171,20 @@ def claim_slice(
     rng=random,
     sleep=time.sleep,
     devices=(),
+    locality=None,
 ):
     """Claim one slice of ``resource_class`` (and ``devices``, the
-    guest's DeviceGroups) for ``consumer``, in one allocation."""
+    guest's DeviceGroups) for ``consumer``, in one allocation; devices
+    near the slice first, by ``locality`` (a DeviceLocality)."""
     request = slice_request(tree, resource_class).with_devices(devices)
     slice_of_provider = providers.slice_of_provider()
+    explained = {}
 
     def attempt(lost):
         body = _candidates(client, request, providers.root.uuid)
-        best = _choose(body, slice_of_provider, tree)
+        best, refused = _choose(body, slice_of_provider, tree, locality)
+        if best is None and refused:
+            raise locality.refusal(resource_class, refused)
         if best is None:
             if lost:
                 raise NoCandidates(
@@ -182,9 +205,18 @@ def claim_slice(
                 value=resource_class,
             )
         _, name, chosen = best
-        return {
-            rp: a["resources"] for rp, a in chosen["allocations"].items()
-        }, name
+        if locality is not None:
+            explained[name] = locality.explain(
+                name,
+                _amounts(chosen),
+                [
+                    _amounts(r)
+                    for r in body["allocation_requests"]
+                    if r["mappings"][SLICE_GROUP][0]
+                    == chosen["mappings"][SLICE_GROUP][0]
+                ],
+            )
+        return _amounts(chosen), name
 
     allocations, name = put_allocations(
         client,
@@ -197,7 +229,9 @@ def claim_slice(
         rng,
         sleep,
     )
-    return Claim(consumer, name, resource_class, allocations)
+    return Claim(
+        consumer, name, resource_class, allocations, explained.get(name)
+    )
 
 
 def release(client, consumer):

@@ -4,7 +4,9 @@ A slice guest may ask for devices next to its slice (a VF of the NIC, a
 vGPU): each granular suffix becomes one Placement request group, and the
 unsuffixed resources one unsuffixed group.  A slice's template fixes its
 CPUs, NUMA cells and memory, so the ``hw:`` keys that shape a dynamic
-guest have no meaning there and are refused rather than silently ignored.
+guest have no meaning there and are refused rather than silently ignored
+(all but ``hw:pci_numa_affinity_policy``, which says how near the slice
+its devices must be).
 
 A dynamic guest (:func:`flavor_request`) asks the compute node for what
 Nova's ``ResourceRequest`` asks for: VCPU for its shared vCPUs, PCPU for
@@ -15,6 +17,7 @@ and DISK_GB, all in the unsuffixed group, next to its device groups.
 import dataclasses
 
 from nova_slices.errors import RequestError
+from nova_slices.request.devices import pci_numa_policy
 from nova_slices.request.resources import resources_and_traits
 from nova_slices.request.specs import Specs
 
@@ -68,8 +71,21 @@ def slice_device_groups(extra_specs, reserved_suffixes, slice_classes):
     group may not reuse them); ``slice_classes`` are the slice and units
     classes (devices may not ask for slices through the back door).
     """
+    return slice_device_request(extra_specs, reserved_suffixes, slice_classes)[
+        0
+    ]
+
+
+def slice_device_request(extra_specs, reserved_suffixes, slice_classes):
+    """(DeviceGroups, PCI NUMA affinity policy or None) of a slice guest.
+
+    ``hw:pci_numa_affinity_policy`` is the one ``hw:`` key a slice guest
+    may carry: it says how near its slice the devices must be
+    (:mod:`nova_slices.slices.locality`).
+    """
     specs = Specs(extra_specs, {})
     resources, traits = resources_and_traits(specs)
+    policy = pci_numa_policy(specs)
     for key in specs.unused():
         raise _fail(
             "slice-spec-unsupported",
@@ -77,7 +93,8 @@ def slice_device_groups(extra_specs, reserved_suffixes, slice_classes):
             specs.flavor[key],
             "a slice's template fixes its CPUs, NUMA cells and memory; a "
             "slice guest may only add devices with resources[SUFFIX]:RC=N "
-            "and trait[SUFFIX]:NAME=required|forbidden",
+            "and trait[SUFFIX]:NAME=required|forbidden, and say how near "
+            "its slice they must be with hw:pci_numa_affinity_policy",
         )
     groups = {}
     for (suffix, rc), amount in resources:
@@ -109,7 +126,7 @@ def slice_device_groups(extra_specs, reserved_suffixes, slice_classes):
             continue
         if amount:
             groups.setdefault(suffix, {})[rc] = amount
-    return _with_traits(groups, traits)
+    return _with_traits(groups, traits), policy
 
 
 def _with_traits(groups, traits, unsuffixed_group=False):

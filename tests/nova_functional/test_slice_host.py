@@ -7,6 +7,8 @@ template, and a bad slice_spec (or slices that overlap) stops
 nova-compute with its code.
 """
 
+import json
+
 import fixtures
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional.api import client
@@ -137,6 +139,30 @@ class SliceHostTest(base.SliceHostTestBase):
             str(error),
         )
         self.assertIn(f"PCI device {base.GPUS[0]}", str(error))
+
+    def test_template_gpu_also_in_pci_device_spec_stops_nova_compute(self):
+        """Nova's PCI tracker would hand out a GPU that slice templates
+        hold: nova-compute does not start."""
+        # by ids, as an operator would write it (an address spec makes
+        # Nova look at sysfs, which the harness forbids)
+        self.flags(
+            device_spec=[
+                json.dumps(
+                    {
+                        "vendor_id": fakelibvirt.PCI_VEND_ID,
+                        "product_id": fakelibvirt.PCI_PROD_ID,
+                    }
+                )
+            ],
+            group="pci",
+        )
+        error = self.assertRaises(SliceHostInvalid, self.start_slice_compute)
+        self.assertEqual({"slice.device-also-offered"}, set(error.codes))
+        self.assertIn(
+            f"holds PCI device {base.GPUS[0]}, which Placement also hands out",
+            str(error),
+        )
+        self.assertIn("[pci] device_spec", str(error))
 
 
 class TwoSliceHostsTest(base.SliceHostTestBase):
