@@ -369,3 +369,98 @@ def _require(guest, cell, cores, reasons):
         )
     )
     return None
+
+
+# -- answers, once per guest cell shape -----------------------------------
+
+
+def shape(guest):
+    """What ``fit_cell`` depends on besides the guest cell's ids.
+
+    The vCPU ids only name the pinned pairs and the guest cell id only
+    the answer and its messages, so guest cells of one shape get the same
+    host CPUs on the same host cell (a guest's cells are usually all
+    alike: one computation per host cell instead of one per pair)."""
+    return (
+        guest.memory_mb,
+        len(guest.pinned),
+        len(guest.shared),
+        guest.thread_policy,
+        guest.pagesize,
+        guest.extra_pcpus,
+        guest.pinned_guest,
+    )
+
+
+#: the guest cell id an answer is computed under, bound to the real one
+#: after: ``fit_cell`` uses the id only to name things
+_UNNAMED = "\x00guest cell\x00"
+
+
+class CellAnswers:
+    """``fit_cell`` for (guest cell, host cell) pairs, asked lazily.
+
+    Each pair is independent of every other (distinct host cells), so an
+    answer is computed at most once per (shape, host cell), under a
+    placeholder guest cell id, and only when the search or a rejection
+    asks for it; ``get`` binds it to the guest cell that asked."""
+
+    def __init__(self, topology, usage_of, restrictions):
+        self.topology = topology
+        self.usage_of = usage_of  # host cell id -> CellUsage
+        self.restrictions = restrictions
+        self.memo = {}
+        #: guest cell id (unique) -> (shape, the guest cell unnamed)
+        self.shapes = {}
+
+    def like(self, guest, h):
+        """The answer for a guest cell of ``guest``'s shape, unbound:
+        enough to compare host cells, not to hand out."""
+        got = self.shapes.get(guest.id)
+        if got is None:
+            got = self.shapes[guest.id] = (
+                shape(guest),
+                dataclasses.replace(guest, id=_UNNAMED),
+            )
+        form, unnamed = got
+        key = (form, h)
+        got = self.memo.get(key)
+        if got is None:
+            got = self.memo[key] = fit_cell(
+                unnamed,
+                self.topology.cell(h),
+                self.usage_of(h),
+                self.restrictions,
+            )
+        return got
+
+    def fits(self, guest, h):
+        return not isinstance(self.like(guest, h), list)
+
+    def get(self, guest, h):
+        """CellPlacement, or the Reasons why not, naming ``guest``."""
+        answer = self.like(guest, h)
+        if isinstance(answer, list):
+            name = str(guest.id)
+            return [
+                Reason(
+                    r.code,
+                    r.message.replace(_UNNAMED, name),
+                    r.host_cell,
+                    guest.id,
+                    r.requested,
+                    r.available,
+                )
+                for r in answer
+            ]
+        return dataclasses.replace(
+            answer,
+            guest_cell=guest.id,
+            cpu_pinning=tuple(
+                zip(
+                    guest.pinned,
+                    (p for _, p in answer.cpu_pinning),
+                    strict=True,
+                )
+            ),
+        )
