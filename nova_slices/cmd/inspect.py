@@ -3,7 +3,6 @@
 from nova_slices import xmlinput
 from nova_slices.cmd.output import emit_errors, emit_json
 from nova_slices.cmd.render import render_fit, render_request
-from nova_slices.compute import factory
 from nova_slices.conf import jsonvalue
 from nova_slices.errors import HostError, NovaSlicesError, RequestError
 from nova_slices.fit import claims
@@ -27,6 +26,8 @@ def validate(args, rt):
     """The host's configuration checked against the host: every slice
     template rendered, or the dynamic host's sets, devices and a sample
     guest (what start-up checks too)."""
+    from nova_slices.compute import factory  # libvirt, Placement: only here
+
     driver = factory.open_driver(rt.conf, rt.host)
     report = driver.validate()
     errors = report["errors"]
