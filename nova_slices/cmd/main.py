@@ -8,8 +8,8 @@ tracebacks.
 
 import argparse
 import errno
-import logging
 import importlib
+import logging
 import os
 import sys
 

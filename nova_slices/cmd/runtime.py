@@ -89,12 +89,14 @@ def check_placement_choice(conf):
     credentials, would otherwise report this machine to a private
     Placement nobody else sees, ignoring the credentials.
     """
+    from nova_slices.conf.placement import ensure_keystoneauth_opts
     from nova_slices.host.connection import (
         chosen,
         is_test_driver,
         resolve_uri,
     )
 
+    ensure_keystoneauth_opts(conf)
     if chosen(conf, "mode", "placement"):
         return
     uri = resolve_uri(conf)

@@ -1,0 +1,85 @@
+"""The light commands must not import what only other commands need.
+
+``--help``, ``topology``, ``fit`` and ``request`` on a host given by
+files start in a fraction of the time when keystoneauth (Placement),
+libvirt, jinja2 (templates) and the demo stay unimported; this pins that,
+without timing anything, in a fresh interpreter per case.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import hostgen
+
+HEAVY = (
+    "keystoneauth1",
+    "libvirt",
+    "jinja2",
+    "nova_slices.cmd.demo",
+    "nova_slices.compute.factory",
+    "oslo_utils.strutils",
+)
+
+_PROBE = """
+import contextlib, io, json, sys
+from nova_slices.cmd.main import main
+argv = json.loads(sys.argv[1])
+out, err = io.StringIO(), io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # --help
+        status = exc.code
+heavy = json.loads(sys.argv[2])
+print(json.dumps({"status": status,
+                  "loaded": sorted(m for m in heavy if m in sys.modules)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def host_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("host") / "capabilities.xml"
+    path.write_text(hostgen.two_socket_512_threads())
+    return str(path)
+
+
+def _run(argv, state):
+    env = dict(os.environ, HOME=state)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.getcwd(), *filter(None, [env.get("PYTHONPATH")])]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(argv), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+FLAVOR = ["--vcpus", "8", "--memory-mb", "4096"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["topology", "--format", "json", "--capabilities-xml", "{host}"],
+        ["topology", "--capabilities-xml", "{host}"],
+        ["request", *FLAVOR, "--extra-spec", "hw:cpu_policy=dedicated"],
+        ["fit", *FLAVOR, "--format", "json", "--capabilities-xml", "{host}"],
+    ],
+    ids=["help", "topology-json", "topology-text", "request", "fit"],
+)
+def test_light_commands_import_nothing_heavy(argv, host_file, tmp_path):
+    argv = [a.replace("{host}", host_file) for a in argv]
+    result = _run(
+        ["--state-path", str(tmp_path / "state"), *argv], str(tmp_path)
+    )
+    assert result["status"] == 0
+    assert result["loaded"] == []
