@@ -22,6 +22,7 @@ HEAVY = (
     "nova_slices.cmd.demo",
     "nova_slices.compute.factory",
     "oslo_utils.strutils",
+    "os_traits",
 )
 
 _PROBE = """
