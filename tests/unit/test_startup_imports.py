@@ -84,3 +84,55 @@ def test_light_commands_import_nothing_heavy(argv, host_file, tmp_path):
     )
     assert result["status"] == 0
     assert result["loaded"] == []
+
+
+def _load_conf_in_child(tmp_path, conf_text=None, env_extra=None):
+    """``load_conf`` in a fresh interpreter: (error or value, whether
+    keystoneauth1 was imported)."""
+    args = []
+    if conf_text is not None:
+        path = tmp_path / "nova-slices.conf"
+        path.write_text(conf_text)
+        args = [str(path)]
+    probe = (
+        "import json, sys\n"
+        "from nova_slices.cmd.runtime import load_conf\n"
+        "try:\n"
+        "    conf = load_conf(json.loads(sys.argv[1]))\n"
+        "    out = conf.placement.mode\n"
+        "except Exception as exc:\n"
+        "    out = type(exc).__name__ + ': ' + str(exc)\n"
+        "print(json.dumps([out, 'keystoneauth1' in sys.modules]))\n"
+    )
+    env = dict(os.environ, HOME=str(tmp_path), **(env_extra or {}))
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.getcwd(), *filter(None, [env.get("PYTHONPATH")])]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_keystoneauth_options_written_are_still_checked_at_load(tmp_path):
+    out, loaded = _load_conf_in_child(
+        tmp_path, "[placement]\nconnect_retries = -3\n"
+    )
+    assert out.startswith("ConfigError: [placement] connect_retries")
+    assert loaded
+
+
+def test_keystoneauth_options_from_the_environment_are_checked(tmp_path):
+    out, _ = _load_conf_in_child(
+        tmp_path, env_extra={"OS_PLACEMENT__TIMEOUT": "-1"}
+    )
+    assert out.startswith("ConfigError: [placement] timeout")
+
+
+def test_own_placement_options_do_not_need_keystoneauth(tmp_path):
+    out, loaded = _load_conf_in_child(tmp_path, "[placement]\nmode = remote\n")
+    assert (out, loaded) == ("remote", False)
