@@ -52,13 +52,16 @@ def commands(host):
     }
 
 
-def run_once(argv, env):
+def run_once(argv, env, cwd):
     """(wall seconds, child CPU seconds, exit status) of one process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         argv,
         env=env,
+        # not a checkout: ``-m`` puts the working directory first on
+        # sys.path, which would shadow the tree under test
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         check=False,
@@ -120,7 +123,7 @@ def main():
                 env.pop("PYTHONPATH", None)
                 if tree is not None:
                     env["PYTHONPATH"] = tree
-                wall, cpu, status = run_once(argv, env)
+                wall, cpu, status = run_once(argv, env, tmp)
                 if status not in (0, 1):
                     sys.exit(f"{argv} ({tree}) exited {status}")
                 if _round:
