@@ -130,27 +130,6 @@ def host_states(o, n, rng):
     return states
 
 
-def request_spec(o, hardware, vcpus, memory_mb, extra_specs):
-    flavor = o.Flavor(
-        vcpus=vcpus,
-        memory_mb=memory_mb,
-        extra_specs=dict(extra_specs),
-        name="bench",
-        flavorid="bench",
-        root_gb=1,
-        ephemeral_gb=0,
-        swap=0,
-    )
-    image = o.ImageMeta.from_dict({"properties": {}})
-    return o.RequestSpec(
-        flavor=flavor,
-        image=image,
-        numa_topology=hardware.numa_get_constraints(flavor, image),
-        pci_requests=o.InstancePCIRequests(requests=[]),
-        instance_uuid="00000000-0000-4000-8000-000000000001",
-    )
-
-
 def per_request(filt, states, spec):
     """ms to run ``filt`` over every host once, and how many passed."""
     for s in states:
@@ -231,7 +210,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=16)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    _conf, o, hardware, _stats, _req = nova_child.load_nova()
+    nova = nova_child.NovaInputs(nova_child.load_nova())
+    o = nova.objects
     from nova.scheduler.filters import numa_topology_filter
 
     from nova_slices.nova.filters import NUMAFitFilter, SliceChainFilter
@@ -258,7 +238,7 @@ def main(argv=None):
     print("-" * len(head))
     nova_dedicated = None
     for name, (vcpus, mem, extra) in FLAVORS.items():
-        spec = request_spec(o, hardware, vcpus, mem, extra)
+        spec = nova.request_spec(vcpus, mem, extra)
         ours_t, nova_t, ours_n, nova_n = [], [], None, None
         for rep in range(args.reps + 1):  # the first warms up
             pair = [("ours", ours_f), ("nova", nova_f)]
