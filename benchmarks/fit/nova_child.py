@@ -147,18 +147,14 @@ class NovaInputs:
             )
         return requests, pci_stats
 
-    def filter_args(self, case):
-        """(host_state, spec_obj) as a scheduler filter receives them:
-        the host's NUMATopology and PCI pools, and a RequestSpec of the
-        case's flavor with the API's NUMA constraints and PCI requests."""
+    def request_spec(self, vcpus, memory_mb, extra_specs, requests=None):
+        """A RequestSpec of the flavor as the API builds it: its NUMA
+        constraints and PCI requests."""
         o = self.objects
-        host = self.host(case)
-        requests, pci_stats = self.pci(case, host)
-        g = case["guest"]
         flavor = o.Flavor(
-            vcpus=g["vcpus"],
-            memory_mb=g["memory_mb"],
-            extra_specs=dict(g["extra_specs"]),
+            vcpus=vcpus,
+            memory_mb=memory_mb,
+            extra_specs=dict(extra_specs),
             name="bench",
             flavorid="bench",
             root_gb=1,
@@ -166,12 +162,23 @@ class NovaInputs:
             swap=0,
         )
         image = o.ImageMeta.from_dict({"properties": {}})
-        spec = o.RequestSpec(
+        return o.RequestSpec(
             flavor=flavor,
             image=image,
             numa_topology=self.hardware.numa_get_constraints(flavor, image),
             pci_requests=o.InstancePCIRequests(requests=requests or []),
             instance_uuid="00000000-0000-4000-8000-000000000001",
+        )
+
+    def filter_args(self, case):
+        """(host_state, spec_obj) as a scheduler filter receives them:
+        the host's NUMATopology and PCI pools, and a RequestSpec of the
+        case's flavor with the API's NUMA constraints and PCI requests."""
+        host = self.host(case)
+        requests, pci_stats = self.pci(case, host)
+        g = case["guest"]
+        spec = self.request_spec(
+            g["vcpus"], g["memory_mb"], g["extra_specs"], requests
         )
         state = types.SimpleNamespace(
             host="bench",

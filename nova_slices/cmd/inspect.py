@@ -1,14 +1,14 @@
-"""Commands that inspect without claiming: validate, topology, request, fit."""
+"""Commands that inspect without claiming: validate, topology, request, fit.
+
+Each command imports what only it needs (the fitter, the request
+builder, the drivers) when it runs: a process runs one command, and
+``topology`` should not pay for the fitter's import, nor ``request``
+for the host's.
+"""
 
 from nova_slices import xmlinput
 from nova_slices.cmd.output import emit_errors, emit_json
-from nova_slices.cmd.render import render_fit, render_request
-from nova_slices.compute import factory
-from nova_slices.conf import jsonvalue
 from nova_slices.errors import HostError, NovaSlicesError, RequestError
-from nova_slices.fit import claims
-from nova_slices.fit.fitter import fit as fit_guest
-from nova_slices.fit.pci import parse_aliases
 from nova_slices.host.capabilities import (
     MAX_CAPABILITIES_BYTES,
     parse_capabilities,
@@ -20,13 +20,14 @@ from nova_slices.host.devices import (
 )
 from nova_slices.host.restrictions import load_restrictions
 from nova_slices.host.views import render_text, topology_to_dict
-from nova_slices.request.build import build_request
 
 
 def validate(args, rt):
     """The host's configuration checked against the host: every slice
     template rendered, or the dynamic host's sets, devices and a sample
     guest (what start-up checks too)."""
+    from nova_slices.compute import factory  # libvirt, Placement: only here
+
     driver = factory.open_driver(rt.conf, rt.host)
     report = driver.validate()
     errors = report["errors"]
@@ -113,6 +114,8 @@ def _host_inputs(args, rt):
 
 def _guest_request(args):
     """The GuestRequest of the flavor and image flags (exit 2 if bad)."""
+    from nova_slices.request.build import build_request
+
     return build_request(
         args.vcpus,
         args.memory_mb,
@@ -123,6 +126,10 @@ def _guest_request(args):
 
 def fit(args, rt):
     """Fit a flavor (and image) on the host with the given usage."""
+    from nova_slices.cmd.render import render_fit
+    from nova_slices.fit.fitter import fit as fit_guest
+    from nova_slices.fit.pci import parse_aliases
+
     req = _guest_request(args)
     topo, devices, restrictions = _host_inputs(args, rt)
     usage = _usage(args.usage_json, topo, devices) if args.usage_json else None
@@ -145,6 +152,9 @@ def fit(args, rt):
 
 def _usage(path, topo, devices):
     """The --usage-json file, refused unless it describes this host."""
+    from nova_slices.conf import jsonvalue
+    from nova_slices.fit import claims
+
     source = f"--usage-json {path}"
     try:
         data = jsonvalue.loads(_read(path, "--usage-json"))
@@ -177,6 +187,8 @@ def _usage(path, topo, devices):
 
 def request(args, rt):
     """Validate a flavor and image; print the normalized request."""
+    from nova_slices.cmd.render import render_request
+
     req = _guest_request(args)
     if args.format == "json":
         emit_json(req.to_dict())

@@ -8,15 +8,13 @@ tracebacks.
 
 import argparse
 import errno
+import importlib
 import logging
 import os
 import sys
 
-from oslo_log import log as oslo_logging
-
-from nova_slices.cmd import demo, generate, guests, inspect, report
+from nova_slices.cmd import generate_args
 from nova_slices.cmd.output import emit_errors
-from nova_slices.cmd.runtime import Runtime, load_conf
 from nova_slices.errors import ConfigError, NovaSlicesError, RequestError
 
 
@@ -190,7 +188,7 @@ def build_parser():
         "templates and host; exit 2 on problems",
     )
     _add_format(p)
-    p.set_defaults(func=inspect.validate)
+    p.set_defaults(func="inspect:validate")
 
     p = sub.add_parser(
         "topology",
@@ -198,7 +196,7 @@ def build_parser():
     )
     _add_host_file_args(p)
     p.add_argument("--format", choices=("text", "json", "svg"), default="text")
-    p.set_defaults(func=inspect.topology)
+    p.set_defaults(func="inspect:topology")
 
     p = sub.add_parser(
         "request",
@@ -207,7 +205,7 @@ def build_parser():
     )
     add_request_args(p)
     _add_format(p)
-    p.set_defaults(func=inspect.request)
+    p.set_defaults(func="inspect:request")
 
     p = sub.add_parser(
         "fit",
@@ -224,26 +222,26 @@ def build_parser():
         '"pci_devices_in_use": ["0000:3b:00.0"]}',
     )
     _add_format(p)
-    p.set_defaults(func=inspect.fit)
+    p.set_defaults(func="inspect:fit")
 
     p = sub.add_parser(
         "sync", help="report this host's providers to Placement"
     )
     _add_format(p)
-    p.set_defaults(func=report.sync)
+    p.set_defaults(func="report:sync")
 
     p = sub.add_parser(
         "providers",
         help="the provider tree with inventories, usage and traits",
     )
     _add_format(p)
-    p.set_defaults(func=report.providers)
+    p.set_defaults(func="report:providers")
 
     p = sub.add_parser(
         "flavor-specs", help="the flavor extra specs of each slice class"
     )
     _add_format(p)
-    p.set_defaults(func=report.flavor_specs)
+    p.set_defaults(func="report:flavor_specs")
 
     p = sub.add_parser(
         "spawn",
@@ -296,14 +294,14 @@ def build_parser():
         "hw:numa_nodes=2, pci_passthrough:alias=a100:1",
     )
     _add_format(p)
-    p.set_defaults(func=guests.spawn)
+    p.set_defaults(func="guests:spawn")
 
     p = sub.add_parser(
         "destroy", help="stop and undefine a guest and delete its allocations"
     )
     p.add_argument("name")
     _add_format(p)
-    p.set_defaults(func=guests.destroy)
+    p.set_defaults(func="guests:destroy")
 
     p = sub.add_parser(
         "release",
@@ -319,7 +317,7 @@ def build_parser():
         "sync claims the guest's exact share again)",
     )
     _add_format(p)
-    p.set_defaults(func=guests.release)
+    p.set_defaults(func="guests:release")
 
     p = sub.add_parser(
         "list",
@@ -327,7 +325,7 @@ def build_parser():
         "and any disagreement between libvirt and Placement",
     )
     _add_format(p)
-    p.set_defaults(func=guests.list_guests)
+    p.set_defaults(func="guests:list_guests")
 
     p = sub.add_parser(
         "usage",
@@ -336,7 +334,7 @@ def build_parser():
         "format)",
     )
     _add_format(p)
-    p.set_defaults(func=guests.usage)
+    p.set_defaults(func="guests:usage")
 
     p = sub.add_parser(
         "mdevs",
@@ -350,9 +348,9 @@ def build_parser():
         "kernel lost (after a host reboot)",
     )
     _add_format(p)
-    p.set_defaults(func=guests.mdevs)
+    p.set_defaults(func="guests:mdevs")
 
-    generate.add_parser(sub, _add_format)
+    generate_args.add_parser(sub, _add_format)
 
     p = sub.add_parser(
         "demo",
@@ -369,11 +367,25 @@ def build_parser():
     p.add_argument(
         "--keep", action="store_true", help="keep the demo's state directory"
     )
-    p.set_defaults(func=demo.run)
+    p.set_defaults(func="demo:run")
     return parser
 
 
+def _command(args):
+    """The function of the chosen subcommand, imported only now.
+
+    The parser names each command as ``"module:function"`` under
+    :mod:`nova_slices.cmd`, so that ``--help``, ``topology`` or ``fit``
+    do not pay for importing what ``demo``, ``spawn`` or ``sync`` need
+    (Placement, keystoneauth, libvirt, templates).
+    """
+    module, _, name = args.func.partition(":")
+    return getattr(importlib.import_module(f"nova_slices.cmd.{module}"), name)
+
+
 def _setup_logging(conf, debug):
+    from oslo_log import log as oslo_logging
+
     # stdout carries results (JSON); logs go to stderr unless a file is set
     conf.set_default("use_stderr", True)
     oslo_logging.setup(conf, "nova-slices")
@@ -434,10 +446,13 @@ def main(argv=None):
             overrides[(None, "state_path")] = args.state_path
         if args.debug:
             overrides[(None, "debug")] = True
+        func = _command(args)
+        from nova_slices.cmd.runtime import Runtime, load_conf
+
         conf = load_conf(args.config_file, args.config_dir, overrides)
         _setup_logging(conf, args.debug)
         with Runtime(conf) as runtime:
-            return args.func(args, runtime)
+            return func(args, runtime)
     except NovaSlicesError as exc:
         emit_errors([exc], fmt)
         return exc.exit_status

@@ -21,16 +21,26 @@ MODULES = (default, compute, devices, libvirt, pci, placement)
 LOG = logging.getLogger(__name__)
 
 
-def register_opts(conf):
+def register_opts(conf, keystoneauth=True):
+    """Register our options; keystoneauth's ``[placement]`` ones unless
+    ``keystoneauth`` is false (see :mod:`nova_slices.conf.placement`)."""
     for module in MODULES:
-        module.register_opts(conf)
+        if module is placement:
+            module.register_opts(conf, keystoneauth=keystoneauth)
+        else:
+            module.register_opts(conf)
 
 
 def known_opts(conf):
     """``{(group, name): Opt}`` of the options we declare (DEFAULT group
     as ``DEFAULT``), the per-type mdev groups of ``conf`` included."""
     out = {}
-    groups = [m.list_opts() for m in MODULES]
+    groups = [
+        m.list_opts(placement.has_keystoneauth_opts(conf))
+        if m is placement
+        else m.list_opts()
+        for m in MODULES
+    ]
     groups.append(devices.dynamic_list_opts(conf))
     for listing in groups:
         for group, opts in listing.items():
@@ -48,7 +58,9 @@ def make_conf(args=(), default_config_files=None, register_log=True):
     naming its option now, not an error wherever it is first used.
     """
     conf = cfg.ConfigOpts()
-    register_opts(conf)
+    # keystoneauth's [placement] options only if written (or when
+    # Placement is opened): importing keystoneauth is most of a start-up
+    register_opts(conf, keystoneauth=False)
     if register_log:
         logging.register_options(conf)
     check.parse(
@@ -58,6 +70,8 @@ def make_conf(args=(), default_config_files=None, register_log=True):
         prog="nova-slices",
         default_config_files=default_config_files,
     )
+    if placement.sets_keystoneauth_opts(check.raw_values(conf)):
+        placement.ensure_keystoneauth_opts(conf)
     check.check_values(conf, known_opts(conf))
     # groups named after option values exist only once those are read
     dynamic = devices.register_dynamic_opts(conf)

@@ -3,9 +3,19 @@
 The keystoneauth options are the ones nova.conf already has in its
 ``[placement]`` group (session, auth, adapter; the version options are the
 code's business, as in Nova), so that one file configures both.
+
+keystoneauth is imported only when its options are registered: its
+loading module pulls in requests and its whole client (a tenth of a
+second), which commands that read only files (``topology``, ``fit``)
+must not pay for.  :func:`register_opts` with ``keystoneauth=False``
+leaves them out; :func:`ensure_keystoneauth_opts` adds them before
+Placement is opened, or at once when a configuration file (or an
+``OS_PLACEMENT__*`` variable) sets one, so a bad value is still refused
+at load time by every command.
 """
 
-from keystoneauth1 import loading as ks_loading
+import os
+
 from oslo_config import cfg
 
 placement_group = cfg.OptGroup(
@@ -97,10 +107,16 @@ def _bounded(opts):
     return out
 
 
+def _ks_loading():
+    from keystoneauth1 import loading
+
+    return loading
+
+
 def _session_opts():
     """keystoneauth's session options with their ranges, ``timeout`` with
     our default (an operator still sets ``[placement] timeout``)."""
-    opts = _bounded(ks_loading.get_session_conf_options())
+    opts = _bounded(_ks_loading().get_session_conf_options())
     cfg.set_defaults(opts, timeout=DEFAULT_TIMEOUT)
     return opts
 
@@ -108,7 +124,9 @@ def _session_opts():
 def _adapter_opts():
     opts = _bounded(
         o
-        for o in ks_loading.get_adapter_conf_options(include_deprecated=False)
+        for o in _ks_loading().get_adapter_conf_options(
+            include_deprecated=False
+        )
         if o.dest not in _VERSION_OPTS
     )
     cfg.set_defaults(
@@ -123,12 +141,26 @@ def _ignored(value):
     return None
 
 
-def register_opts(conf):
+def register_opts(conf, keystoneauth=True):
     name = placement_group.name
     # a fresh OptGroup per ConfigOpts: an OptGroup object holds its
     # options' overrides, so sharing one would leak them between configs
     conf.register_group(cfg.OptGroup(name, title=placement_group.title))
     conf.register_opts(placement_opts, group=name)
+    if keystoneauth:
+        ensure_keystoneauth_opts(conf)
+
+
+def has_keystoneauth_opts(conf):
+    return "auth_type" in conf[placement_group.name]
+
+
+def ensure_keystoneauth_opts(conf):
+    """Register keystoneauth's ``[placement]`` options once (idempotent)."""
+    if has_keystoneauth_opts(conf):
+        return
+    name = placement_group.name
+    ks_loading = _ks_loading()
     conf.register_opts(_session_opts(), group=name)
     ks_loading.register_auth_conf_options(conf, name)
     conf.register_opts(_adapter_opts(), group=name)
@@ -138,7 +170,22 @@ def register_opts(conf):
     )
 
 
-def list_opts():
+def sets_keystoneauth_opts(raw):
+    """Whether ``raw`` (:func:`~nova_slices.conf.check.raw_values`) or the
+    environment sets a ``[placement]`` key other than our own options."""
+    own = {o.dest for o in placement_opts}
+    for _path, section, key, _value in raw:
+        if section.lower() == placement_group.name:
+            if key.replace("-", "_") not in own:
+                return True
+    prefix = f"OS_{placement_group.name.upper()}__"
+    return any(var.startswith(prefix) for var in os.environ)
+
+
+def list_opts(keystoneauth=True):
+    if not keystoneauth:
+        return {placement_group: list(placement_opts)}
+    ks_loading = _ks_loading()
     ks_opts = (
         _session_opts()
         + ks_loading.get_auth_common_conf_options()

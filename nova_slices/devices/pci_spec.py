@@ -22,7 +22,6 @@ import dataclasses
 import re
 
 import os_traits
-from oslo_utils import strutils
 
 from nova_slices.conf import jsonvalue
 from nova_slices.conf.names import (
@@ -184,6 +183,8 @@ def _boolean(raw, data, key):
     value = data.get(key)
     if value is None or isinstance(value, bool):
         return value
+    from oslo_utils import strutils  # slow import: only here
+
     try:
         return strutils.bool_from_string(str(value), strict=True)
     except ValueError:

@@ -9,8 +9,6 @@ valid.
 
 import dataclasses
 
-from oslo_utils import strutils
-
 from nova_slices.cpuset import CpusetTooLarge, format_cpuset, parse_cpuset
 from nova_slices.errors import ConfigError
 
@@ -93,6 +91,8 @@ def _page_size_kb(raw, entry):
         return int(raw)
     except ValueError:
         pass
+    from oslo_utils import strutils  # slow import: only here
+
     try:
         size = strutils.string_to_bytes(raw, return_int=True)
     except ValueError:

@@ -16,7 +16,10 @@ def open_placement(conf):
     nova-compute does.
     """
     # imported here: commands that never talk to Placement stay fast
+    from nova_slices.conf.placement import ensure_keystoneauth_opts
     from nova_slices.placement import session
+
+    ensure_keystoneauth_opts(conf)
 
     if conf.placement.mode == "remote":
         adapter = session.placement_adapter(conf=conf)

@@ -10,8 +10,6 @@ thread policy, an isolated emulator thread or realtime need pinned CPUs.
 import dataclasses
 import re
 
-import os_traits
-
 from nova_slices.request.specs import (
     as_bool,
     as_choice,
@@ -38,6 +36,11 @@ class CpuConstraints:
     realtime_cpus: frozenset | None
     #: vCPUs pinned 1:1 (all for dedicated, the mask for mixed)
     dedicated_cpus: frozenset
+
+
+#: ``os_traits.HW_CPU_HYPERTHREADING``, spelled out: importing os_traits
+#: walks its whole package, a cost every ``request`` would pay for a name
+_HYPERTHREADING = "HW_CPU_HYPERTHREADING"
 
 
 def cpu_policy(specs):
@@ -182,10 +185,10 @@ def cpu_resources(specs):
 def hyperthreading_trait(specs):
     for key, value in specs.flavor.items():
         match = _TRAIT_RE.match(key)
-        if match and match.group(2) == os_traits.HW_CPU_HYPERTHREADING:
+        if match and match.group(2) == _HYPERTHREADING:
             return key, value
     # Nova reads image ``trait:NAME=required`` into traits_required
-    key = f"trait:{os_traits.HW_CPU_HYPERTHREADING}"
+    key = f"trait:{_HYPERTHREADING}"
     if specs.image.get(key) == "required":
         return key, "required"
     return None, None

@@ -8,8 +8,6 @@ and image must not disagree about it.
 
 import re
 
-from oslo_utils import strutils
-
 from nova_slices.request.model import ANY, LARGE, SMALL
 from nova_slices.request.specs import as_bool, fail
 
@@ -20,6 +18,8 @@ def _page_size(key, value):
         return text
     if re.fullmatch(r"[0-9]+", text) and int(text) > 0:
         return int(text)
+    from oslo_utils import strutils  # slow import: only here
+
     try:
         size = strutils.string_to_bytes(text, return_int=True) // 1024
     except ValueError:

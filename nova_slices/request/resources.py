@@ -4,10 +4,10 @@ Names come from os-resource-classes and os-traits (standard) or follow
 the ``CUSTOM_`` rule; suffixes are Nova's granular group suffixes.
 """
 
+import functools
 import re
 
 import os_resource_classes as orc
-import os_traits
 
 from nova_slices.request.specs import as_choice, as_int, fail
 
@@ -15,7 +15,17 @@ from nova_slices.request.specs import as_choice, as_int, fail
 _SUFFIX = r"([a-zA-Z0-9_-]{1,64})?"
 _RESOURCE_RE = re.compile(rf"^resources{_SUFFIX}:(.*)$")
 _TRAIT_RE = re.compile(rf"^trait{_SUFFIX}:(.*)$")
-_STANDARD_TRAITS = frozenset(os_traits.get_traits())
+
+
+@functools.cache
+def _standard_traits():
+    """os-traits' names, read once a trait is checked: importing os_traits
+    walks its whole package (tens of ms of every ``request``/``fit``)."""
+    import os_traits
+
+    return frozenset(os_traits.get_traits())
+
+
 _CUSTOM_RE = re.compile(r"^CUSTOM_[A-Z0-9_]+$")
 TRAIT_VALUES = ("required", "forbidden")
 GROUP_POLICIES = ("none", "isolate")
@@ -26,7 +36,7 @@ def _is_resource_class(name):
 
 
 def _is_trait(name):
-    return name in _STANDARD_TRAITS or bool(_CUSTOM_RE.match(name))
+    return name in _standard_traits() or bool(_CUSTOM_RE.match(name))
 
 
 def resources_and_traits(specs):
