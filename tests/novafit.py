@@ -24,10 +24,13 @@ Outcomes:
   ``CLASSES`` -- Nova's own code, with the faulty step corrected, gives
   our answer -- or leaves unexplained.
 
-No limits are passed (``limits=None``): CPU and RAM allocation ratios are
-Placement's business in this project, and without limits Nova checks
-neither, so both sides judge the same thing.  PCI requests are compared
-elsewhere (tests/nova_functional); this module leaves them out.
+About a third of the cases (``run_cases``) carry over-subscription
+limits (``NUMATopologyLimits`` with random CPU and RAM allocation ratios,
+as Nova's filter and claim pass them), given to both sides alike: Nova's
+whole-host fit, its per-cell check and its re-enactment, and our fitter
+through ``nova_slices.nova.numa.limits_of``; the rest pass none, as
+before.  PCI requests are compared elsewhere (tests/nova_functional);
+this module leaves them out.
 """
 
 import collections
@@ -40,7 +43,7 @@ import random
 from nova_slices.errors import NovaSlicesError
 from nova_slices.fit.fitter import fit
 from nova_slices.fit.model import Placement
-from nova_slices.nova.numa import host_model, request_of
+from nova_slices.nova.numa import host_model, limits_of, request_of
 from tests.fitcheck import check_placement
 from tests.unit.test_request_vs_nova import load_nova
 
@@ -94,6 +97,26 @@ def random_case(rng):
         "cells": cells,
         "guest": _random_guest(rng, len(cells)),
     }
+
+
+def random_limits(rng):
+    """None, or CPU and RAM allocation ratios (a third of the cases)."""
+    if rng.random() < 2 / 3:
+        return None
+    return {
+        "cpu": rng.choice([0.5, 1.0, 1.0, 1.5, 2.0, 4.0]),
+        "ram": rng.choice([0.5, 0.75, 1.0, 1.0, 1.5]),
+    }
+
+
+def nova_limits(nova, case):
+    limits = case.get("limits")
+    if limits is None:
+        return None
+    return nova.objects.NUMATopologyLimits(
+        cpu_allocation_ratio=limits["cpu"],
+        ram_allocation_ratio=limits["ram"],
+    )
 
 
 def _random_usage(rng, cell, dedicated):
@@ -265,11 +288,14 @@ class Differ:
         if instance is None or not request.cells:
             return Result("skipped", case, detail="no NUMA request")
         topology, usage, restrictions = host_model(host)
-        ours = fit(topology, request, usage, restrictions)
-        theirs = nova.hardware.numa_fit_instance_to_host(
-            host, copy.deepcopy(instance), None
+        limits = nova_limits(nova, case)
+        ours = fit(
+            topology, request, usage, restrictions, limits=limits_of(limits)
         )
-        refit = NovaFit(nova, host, instance)
+        theirs = nova.hardware.numa_fit_instance_to_host(
+            host, copy.deepcopy(instance), None, limits=limits
+        )
+        refit = NovaFit(nova, host, instance, limits)
         if isinstance(ours, Placement):
             bad = check_placement(topology, request, ours, usage, restrictions)
             if bad:  # a project bug, whatever Nova says
@@ -386,10 +412,11 @@ class NovaFit:
     it explains), and then the same loop with one step changed says
     whether that step made the difference."""
 
-    def __init__(self, nova, host, instance):
+    def __init__(self, nova, host, instance, limits=None):
         self.nova = nova
         self.host = host
         self.instance = instance
+        self.limits = limits  # NUMATopologyLimits or None
         fields = nova.objects.fields
         self.MIXED = fields.CPUAllocationPolicy.MIXED
         self.SHARED = fields.CPUAllocationPolicy.SHARED
@@ -419,13 +446,22 @@ class NovaFit:
             and host_cell.cpuset != host_cell.pcpuset
         ):
             # judge the siblings as on a host without CPU sets, keeping
-            # the shared-CPU count of the real one
+            # the shared-CPU count of the real one (and its CPU limit)
             ok = ok and len(cell.cpuset) <= len(host_cell.cpuset)
+            if self.limits is not None and _field(cell, "cpu_policy") in (
+                None,
+                self.SHARED,
+                self.MIXED,
+            ):
+                ok = ok and (
+                    host_cell.cpu_usage + len(cell.cpuset)
+                    <= len(host_cell.cpuset) * self.limits.cpu_allocation_ratio
+                )
             host_cell = copy.deepcopy(host_cell)
             host_cell.cpuset = set(host_cell.pcpuset)
         try:
             got = hardware._numa_fit_instance_cell(
-                host_cell, cell, None, reserved
+                host_cell, cell, self.limits, reserved
             )
         except self.nova.exception.MemoryPageSizeNotSupported:
             got = None
@@ -560,10 +596,14 @@ def run_cases(count, seed=15):
     unexplained disagreements (at most 20 kept)."""
     differ = Differ()
     rng = random.Random(seed)
+    # a stream of its own: the cases of a seed stay the cases they were
+    limits_rng = random.Random(seed + 1)
     counts = collections.Counter()
     unexplained = []
     for _ in range(count):
-        result = differ.run(random_case(rng))
+        case = random_case(rng)
+        case["limits"] = random_limits(limits_rng)
+        result = differ.run(case)
         counts[(result.kind, result.labels)] += 1
         if result.disagreement and not result.labels:
             if len(unexplained) < 20:

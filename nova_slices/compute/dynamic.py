@@ -6,7 +6,15 @@ the same pCPU, page or device as free:
 1. usage is rebuilt from the defined domains' records (libvirt is the
    only state; a restart changes nothing);
 2. the fitter places the guest on the host's NUMA cells and picks its
-   PCI devices by affinity, or says why it cannot (exit 1);
+   PCI devices by affinity, or says why it cannot (exit 1).  It is given
+   no over-subscription limits (``fit(limits=None)``): in Nova those
+   per-cell limits come from the scheduler's ``NUMATopologyFilter``
+   (host ratios applied per cell), and the CLI has no scheduler and no
+   per-cell ratio option -- its CPU and RAM ratios are the host-wide
+   Placement inventory's (``compute.inventory.Ratios``), which the
+   Placement claim of step 4 enforces.  The usage it rebuilds does hold
+   Nova's per-cell counts (shared vCPUs and memory of every guest), so
+   passing ``Limits`` here is a one-line change if that is wanted;
 3. the local claim adds that placement to the usage, refusing anything
    taken twice;
 4. Placement is claimed for the flavor (VCPU/PCPU/MEMORY_MB/DISK_GB and

@@ -30,14 +30,20 @@ class CellRequest:
     #: overcommits, in every cell -- a mixed guest's cell without
     #: dedicated vCPUs too (Nova's ``use_free`` goes by the policy)
     pinned_guest: bool = False
+    #: the guest's CPU policy is shared, mixed or unset: Nova checks the
+    #: cell's over-subscription limits for it (not for dedicated)
+    limited: bool = False
 
 
 def _reason(code, message, cell, guest, requested=None, available=None):
     return Reason(code, message, cell.id, guest.id, requested, available)
 
 
-def fit_cell(guest, cell, usage, restrictions):
-    """CellPlacement, or a list of Reasons why ``guest`` cannot go here."""
+def fit_cell(guest, cell, usage, restrictions, limits=None):
+    """CellPlacement, or a list of Reasons why ``guest`` cannot go here.
+
+    ``limits`` (model.Limits) apply to guests of a shared, mixed or unset
+    CPU policy, as in Nova; None: no over-subscription check."""
     if not cell.cpus:
         return [
             _reason(
@@ -71,6 +77,8 @@ def fit_cell(guest, cell, usage, restrictions):
                 len(shared),
             )
         )
+    if limits is not None and guest.limited:
+        _oversubscribed(guest, cell, usage, limits, len(shared), reasons)
     if reasons:
         return reasons
     floating = frozenset()
@@ -104,6 +112,44 @@ def fit_cell(guest, cell, usage, restrictions):
         shared_vcpus=len(guest.shared),
         pinned_guest=guest.pinned_guest,
     )
+
+
+def _oversubscribed(guest, cell, usage, limits, n_shared, reasons):
+    """Nova's shared-CPU and memory limits of ``_numa_fit_instance_cell``:
+    the cell's shared vCPUs against its shared CPUs times the CPU ratio,
+    its guests' memory (hugepages too) against its memory times the RAM
+    ratio.  A mixed guest counts only its shared vCPUs."""
+    asked = len(guest.shared)
+    limit = n_shared * limits.cpu_allocation_ratio
+    if usage.cpu_usage + asked > limit:
+        reasons.append(
+            _reason(
+                "numa.cpu-oversubscribed",
+                f"guest cell {guest.id} has {asked} shared vCPU(s); host "
+                f"cell {cell.id} has {usage.cpu_usage} in use of a limit of "
+                f"{limit:g} ({n_shared} shared CPU(s) x cpu_allocation_ratio "
+                f"{limits.cpu_allocation_ratio:g})",
+                cell,
+                guest,
+                asked,
+                limit - usage.cpu_usage,
+            )
+        )
+    limit = cell.memory_mb * limits.ram_allocation_ratio
+    if usage.memory_mb + guest.memory_mb > limit:
+        reasons.append(
+            _reason(
+                "numa.memory-oversubscribed",
+                f"guest cell {guest.id} needs {guest.memory_mb} MB; host "
+                f"cell {cell.id} has {usage.memory_mb} MB in use of a limit "
+                f"of {limit:g} MB ({cell.memory_mb} MB x "
+                f"ram_allocation_ratio {limits.ram_allocation_ratio:g})",
+                cell,
+                guest,
+                guest.memory_mb,
+                limit - usage.memory_mb,
+            )
+        )
 
 
 # -- memory -------------------------------------------------------------
@@ -389,6 +435,7 @@ def shape(guest):
         guest.pagesize,
         guest.extra_pcpus,
         guest.pinned_guest,
+        guest.limited,
     )
 
 
@@ -405,10 +452,11 @@ class CellAnswers:
     placeholder guest cell id, and only when the search or a rejection
     asks for it; ``get`` binds it to the guest cell that asked."""
 
-    def __init__(self, topology, usage_of, restrictions):
+    def __init__(self, topology, usage_of, restrictions, limits=None):
         self.topology = topology
         self.usage_of = usage_of  # host cell id -> CellUsage
         self.restrictions = restrictions
+        self.limits = limits
         self.memo = {}
         #: guest cell id (unique) -> (shape, the guest cell unnamed)
         self.shapes = {}
@@ -431,6 +479,7 @@ class CellAnswers:
                 self.topology.cell(h),
                 self.usage_of(h),
                 self.restrictions,
+                self.limits,
             )
         return got
 

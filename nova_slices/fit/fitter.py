@@ -45,6 +45,7 @@ def cell_requests(request):
                 pagesize=request.pagesize,
                 extra_pcpus=extra,
                 pinned_guest=request.cpu_policy in ("dedicated", "mixed"),
+                limited=request.cpu_policy != "dedicated",
             )
         )
     return out
@@ -75,8 +76,13 @@ def fit(
     aliases=None,
     pack=False,
     pci_requests=None,
+    limits=None,
 ):
     """Placement or Rejection for ``request`` on ``topology``.
+
+    ``limits`` (model.Limits): Nova's per-cell CPU and RAM
+    over-subscription limits for guests of a shared, mixed or unset CPU
+    policy, checked against ``usage``; None (the default) checks none.
 
     PCI requests come from the request's ``pci_passthrough:alias`` and
     ``aliases``, unless ``pci_requests`` (PciRequests) are given: Nova's
@@ -130,7 +136,7 @@ def fit(
         pack,
         pci_cells,
     )
-    answers = CellAnswers(topology, usage_of, restrictions)
+    answers = CellAnswers(topology, usage_of, restrictions, limits)
     allowed = {
         g.id: order
         if g.id not in pins

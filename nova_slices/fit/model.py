@@ -11,8 +11,11 @@ import dataclasses
 @dataclasses.dataclass(frozen=True)
 class CellUsage:
     pinned_cpus: frozenset = frozenset()
-    #: shared vCPUs placed on the cell (overcommit is Placement's business)
+    #: shared vCPUs placed on the cell (Nova's ``cpu_usage``: checked
+    #: only against Limits, otherwise overcommit is Placement's business)
     cpu_usage: int = 0
+    #: memory of every guest on the cell, hugepages too (Nova's
+    #: ``memory_usage``)
     memory_mb: int = 0
     #: ((page size KiB, pages used), ...) sorted
     pages: tuple = ()
@@ -43,6 +46,22 @@ class Usage:
             },
             "pci_devices_in_use": sorted(self.pci_devices_in_use),
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Nova's per-cell over-subscription limits (``NUMATopologyLimits``).
+
+    Nova's scheduler filter and compute claim pass the host's CPU and RAM
+    allocation ratios, and ``_numa_fit_instance_cell`` then refuses a
+    host cell to a guest cell of a shared, mixed or unset CPU policy
+    whose shared vCPUs or memory would take the cell's ``cpu_usage``
+    past ``shared CPUs x cpu ratio`` or its ``memory_mb`` (Nova's
+    ``memory_usage``: every guest's memory on the cell, hugepages too)
+    past ``memory x ram ratio``.  No limits: no such check."""
+
+    cpu_allocation_ratio: float
+    ram_allocation_ratio: float
 
 
 @dataclasses.dataclass(frozen=True)

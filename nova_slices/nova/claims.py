@@ -138,6 +138,7 @@ def fit_pinned(
         numa.host_devices(pci_stats, topology),
         pack=CONF.compute.packing_host_numa_cells_allocation_strategy,
         pci_requests=numa.pci_requests(pci_requests, pci_stats, None),
+        limits=numa.limits_of(limits),
     )
     if isinstance(answer, Rejection):
         return (

@@ -115,6 +115,12 @@ class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
         )
         pci_stats = host_state.pci_stats
         devices = numa.host_devices(pci_stats, topology)
+        # Nova's NUMATopologyFilter checks its cells against these too
+        limits = objects.NUMATopologyLimits(
+            cpu_allocation_ratio=host_state.cpu_allocation_ratio,
+            ram_allocation_ratio=host_state.ram_allocation_ratio,
+        )
+        core_limits = numa.limits_of(limits)
         answers = {}
 
         def fits(candidate):
@@ -130,6 +136,7 @@ class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
                     devices,
                     pack=CONF.compute.packing_host_numa_cells_allocation_strategy,
                     pci_requests=pci,
+                    limits=core_limits,
                 )
             return not isinstance(answers[pci], Rejection)
 
@@ -147,10 +154,7 @@ class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
                 ", ".join(sorted(codes)),
             )
             return False
-        host_state.limits["numa_topology"] = objects.NUMATopologyLimits(
-            cpu_allocation_ratio=host_state.cpu_allocation_ratio,
-            ram_allocation_ratio=host_state.ram_allocation_ratio,
-        )
+        host_state.limits["numa_topology"] = limits
         return True
 
     def _has_socket_trait(self, host_state, spec_obj):

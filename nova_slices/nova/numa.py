@@ -11,7 +11,7 @@ keys Nova's own NUMA code does not know (``hw:numa_node.N``) count.
 import functools
 
 from nova_slices.cpuset import format_cpuset
-from nova_slices.fit.model import CellUsage, Usage
+from nova_slices.fit.model import CellUsage, Limits, Usage
 from nova_slices.fit.pci import PciRequest
 from nova_slices.host.devices import HostDevices, PciDevice
 from nova_slices.host.restrictions import HostRestrictions
@@ -71,6 +71,18 @@ def host_model(numa_topology):
         tuple(sorted(reserved)),
     )
     return HostTopology(tuple(cells)), Usage(tuple(usage)), restrictions
+
+
+def limits_of(numa_limits):
+    """The core's Limits of Nova's ``NUMATopologyLimits`` (None: none).
+
+    The host cell usage they are checked against is ``host_model``'s:
+    Nova's own ``cpu_usage`` and ``memory_usage`` of each cell."""
+    if numa_limits is None:
+        return None
+    return Limits(
+        numa_limits.cpu_allocation_ratio, numa_limits.ram_allocation_ratio
+    )
 
 
 def _pool_addresses(index, pool):

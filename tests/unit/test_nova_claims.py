@@ -13,7 +13,13 @@ from nova.compute import claims as nova_claims
 from nova.virt import hardware
 
 from nova_slices.nova import claims, numa
-from tests.unit.test_nova_numa_filter import DEDICATED, GIB, nova_host
+from tests.unit.test_nova_numa_filter import (
+    DEDICATED,
+    GIB,
+    MIXED,
+    nova_host,
+    shared_host,
+)
 from tests.unit.test_nova_numa_filter import nova_flavor as flavor
 
 objects.register_all()
@@ -23,17 +29,34 @@ IMAGE = objects.ImageMeta.from_dict({"properties": {}})
 NO_PCI = objects.InstancePCIRequests(requests=[])
 
 
-def fit_pinned(host, vcpus, memory_mb, specs):
+def fit_pinned(host, vcpus, memory_mb, specs, limits=None):
     f = flavor(vcpus, memory_mb, specs)
     request = numa.request_of(f, IMAGE)
     return claims.fit_pinned(
         host,
         hardware.numa_get_constraints(f, IMAGE),
         request,
-        None,
+        limits,
         NO_PCI,
         None,
     )
+
+
+def test_a_pin_obeys_the_claims_oversubscription_limits():
+    """The claim's limits (the scheduler's ratios) bind our choice as
+    they bind Nova's: a mixed guest pinned to a cell whose shared CPUs
+    are all used fits without limits and is refused with them."""
+    vcpus, memory_mb, specs = MIXED
+    pinned = {**specs, "hw:numa_node.0": "0"}
+    host = shared_host(cpu_usage=4)
+    got = fit_pinned(host, vcpus, memory_mb, pinned)
+    assert [c.id for c in got.cells] == [0]
+    limits = objects.NUMATopologyLimits(
+        cpu_allocation_ratio=1.0, ram_allocation_ratio=1.0
+    )
+    why = fit_pinned(host, vcpus, memory_mb, pinned, limits)
+    assert isinstance(why, str)
+    assert "[numa.cpu-oversubscribed]" in why
 
 
 def test_cells_land_on_their_pins_in_guest_order():

@@ -212,3 +212,98 @@ def test_asks_socket_policy_reads_every_pci_request():
     assert filters.asks_socket_policy(
         with_requests({"numa_policy": "legacy"}, {"numa_policy": "socket"})
     )
+
+
+def shared_host(cpu_usage=0, memory_usage=0):
+    """One cell: CPUs 0-3 shared, 4-7 dedicated, 32 GiB (16 GiB of 4 KiB
+    pages, 16 GiB of 2 MiB pages), with the given shared usage."""
+    cell = objects.NUMACell(
+        id=0,
+        cpuset={0, 1, 2, 3},
+        pcpuset={4, 5, 6, 7},
+        memory=32 * GIB,
+        cpu_usage=cpu_usage,
+        memory_usage=memory_usage,
+        pinned_cpus=set(),
+        siblings=[{i} for i in range(8)],
+        mempages=[
+            objects.NUMAPagesTopology(
+                size_kb=4, total=16 * GIB * 256, used=0, reserved=0
+            ),
+            objects.NUMAPagesTopology(
+                size_kb=2048, total=16 * GIB // 2, used=0, reserved=0
+            ),
+        ],
+        network_metadata=objects.NetworkMetadata(
+            physnets=set(), tunneled=False
+        ),
+        socket=0,
+    )
+    return objects.NUMATopology(cells=[cell])
+
+
+HUGEPAGES = (2, 4 * GIB, {"hw:mem_page_size": "2048"})
+MIXED = (
+    4,
+    4 * GIB,
+    {"hw:cpu_policy": "mixed", "hw:cpu_dedicated_mask": "0-1"},
+)
+LIMIT_CASES = [
+    ("hugepages, idle", shared_host(), HUGEPAGES, 1.0, True),
+    ("mixed, idle", shared_host(), MIXED, 1.0, True),
+    # the benchmark's case: every shared CPU used at ratio 1.0
+    (
+        "hugepages, 4 of 4 CPUs",
+        shared_host(cpu_usage=4),
+        HUGEPAGES,
+        1.0,
+        False,
+    ),
+    ("mixed, 4 of 4 CPUs", shared_host(cpu_usage=4), MIXED, 1.0, False),
+    ("mixed, ratio 2", shared_host(cpu_usage=4), MIXED, 2.0, True),
+    (
+        "hugepages, 30000 of 32768 MB",
+        shared_host(memory_usage=30000),
+        HUGEPAGES,
+        1.0,
+        False,
+    ),
+    (
+        "mixed, 30000 of 32768 MB",
+        shared_host(memory_usage=30000),
+        MIXED,
+        1.0,
+        False,
+    ),
+    (
+        "dedicated, 4 of 4 shared CPUs",
+        shared_host(cpu_usage=4, memory_usage=30000),
+        (2, 1024, DEDICATED),
+        1.0,
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "host, guest, ratio, fits",
+    [c[1:] for c in LIMIT_CASES],
+    ids=[c[0] for c in LIMIT_CASES],
+)
+def test_checks_the_hosts_allocation_ratios_like_nova(
+    host, guest, ratio, fits
+):
+    """Nova's filter refuses a shared, hugepage or mixed guest a cell
+    whose shared CPUs or memory are used up at the host's ratios (the
+    1000-host benchmark's disagreement); ours refuses it too."""
+
+    def state():
+        s = host_state(host)
+        s.cpu_allocation_ratio = s.ram_allocation_ratio = ratio
+        return s
+
+    ours = filters.NUMAFitFilter().host_passes(state(), spec(*guest))
+    novas = numa_topology_filter.NUMATopologyFilter().host_passes(
+        state(), spec(*guest)
+    )
+    assert ours is novas is fits
