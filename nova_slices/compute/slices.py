@@ -54,19 +54,12 @@ class SliceDriver(HostDriver):
         return slice_device_request(extra_specs, reserved, slice_classes)
 
     def slice_locality(self, slice_name):
-        """The host cells and sockets of a slice, from its template
-        rendered once (cached: templates are read at startup too)."""
-        cache = self._localities
-        if slice_name not in cache:
-            domain = self.render_template(
-                f"locality-{slice_name}", str(uuidlib.uuid4()), slice_name
-            )
-            cache[slice_name] = locality.slice_locality(domain, self.topology)
-        return cache[slice_name]
-
-    @functools.cached_property
-    def _localities(self):
-        return {}
+        """The host cells and sockets of a slice, from the sample of its
+        template that start-up already rendered."""
+        domain, error = self._samples[slice_name]
+        if domain is None:
+            raise error
+        return locality.slice_locality(domain, self.topology)
 
     def device_locality(self, resource_class, policy):
         """The DeviceLocality a claim of ``resource_class`` follows."""
@@ -86,14 +79,17 @@ class SliceDriver(HostDriver):
         for s in self.tree.slices.values():
             templates.check_slice_template(s.template_file)
 
-    def sample_holdings(self):
-        """({slice: Holdings}, [errors]): what every slice's template
-        holds, rendered for a sample guest and checked against libvirt's
-        schema and this host as a spawn would; a template that fails is
-        left out and its error returned instead."""
-        holdings, errors = {}, []
+    @functools.cached_property
+    def _samples(self):
+        """{slice: (domain or None, error or None)}: every slice's template
+        rendered once per driver for a sample guest and checked against
+        libvirt's schema and this host as a spawn would.  The domain is
+        kept when only the check failed (its pins and cells still say
+        where the slice is); None when it did not render."""
+        samples = {}
         for name in self.tree.slices:
             instance_uuid = str(uuidlib.uuid4())
+            domain = None
             try:
                 domain = self.render_template(
                     f"validate-{name}", instance_uuid, name
@@ -102,9 +98,21 @@ class SliceDriver(HostDriver):
                     domain, f"validate-{name}", instance_uuid, name
                 )
             except NovaSlicesError as exc:
-                errors.append(exc)
+                samples[name] = (domain, exc)
                 continue
-            holdings[name] = domain_holdings(domain)
+            samples[name] = (domain, None)
+        return samples
+
+    def sample_holdings(self):
+        """({slice: Holdings}, [errors]): what every slice's template
+        holds (:attr:`_samples`); a template that fails is left out and
+        its error returned instead."""
+        holdings, errors = {}, []
+        for name, (domain, error) in self._samples.items():
+            if error is None:
+                holdings[name] = domain_holdings(domain)
+            else:
+                errors.append(error)
         return holdings, errors
 
     def _sharing_problems(self, holdings, restrictions):
