@@ -106,13 +106,8 @@ class Journal:
                 key="instance_uuid",
                 value=key,
             )
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{key}.", suffix=".tmp", dir=self.dir
-        )
+        fd, tmp = self._locked_temporary(key)
         try:
-            # locked before it has its name: no moment when it is visible
-            # and free
-            fcntl.flock(fd, fcntl.LOCK_EX)
             body = {
                 "op": op,
                 "name": name,
@@ -126,6 +121,26 @@ class Journal:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            os.close(fd)
+
+    def _locked_temporary(self, key):
+        """(fd, path) of a new temporary entry, locked under its name.
+
+        ``mkstemp`` makes the file visible before it can be locked, and
+        another process's :meth:`remove_stale_temporaries` may take that
+        moment to remove it as a dead writer's; once locked, the name is
+        checked to still be this file, and a new one is made if not.
+        """
+        while True:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{key}.", suffix=".tmp", dir=self.dir
+            )
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                    return fd, tmp
+            except FileNotFoundError:
+                pass
             os.close(fd)
 
     def _probe(self, path):
