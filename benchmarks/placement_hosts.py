@@ -1,13 +1,25 @@
-"""Setup for ``placement_scale.py``: N slice hosts and N plain hosts.
+"""Setup for ``placement_scale.py``: N slice hosts, and where the plain
+flavor runs.
 
 Not timed.  Each slice host is the shipped 8-GPU tree built by the
 product's own :func:`build_provider_tree` (named ``host-0000``...), with
 the root inventory Nova's driver reports on a slice host: HOST_UNITS and
 Nova's DISK_GB (``LibvirtSlicesDriver.update_provider_tree``).  A slice
-host reports no VCPU or MEMORY_MB (DESIGN 4), so the plain flavor's
-baseline runs on a sibling set of N plain compute nodes (``plain-0000``...)
-in the same database: both requests then scan the same Placement, and a
-slice host keeps exactly the inventory it has in production.
+host reports no VCPU or MEMORY_MB (DESIGN 4), so a plain flavor has
+nothing to land on there; the baseline comes in two forms:
+
+``same-hosts`` (:data:`SAME_HOSTS`, the issue's goal: "a plain flavor on
+the same 1000 hosts")
+    every slice root also carries a plain compute node's VCPU and
+    MEMORY_MB (and, on the partly used half, a plain guest's usage), so
+    the plain flavor is answered by the very trees the slice flavors are:
+    the ratio is what the slice request costs over an ordinary one.
+``plain-hosts`` (:data:`PLAIN_HOSTS`, a reference)
+    slice hosts keep exactly their production inventory, and the plain
+    flavor runs on N sibling one-provider compute nodes (``plain-0000``...)
+    in the same database: the ratio then also carries the price of a
+    12-provider tree, which Placement summarises in full for every
+    matching tree whatever the request.
 
 Providers and inventories go straight into Placement's tables in one
 transaction (one HTTP call per provider would take minutes at 1000 hosts);
@@ -52,6 +64,8 @@ USAGE_PATTERNS = (
     ("1_1", "1_2", "1_3"),
 )
 PLAIN_USAGE = {orc.VCPU: 8, orc.MEMORY_MB: 16384, orc.DISK_GB: 100}
+SAME_HOSTS, PLAIN_HOSTS = "same-hosts", "plain-hosts"
+BASELINES = (SAME_HOSTS, PLAIN_HOSTS)
 
 
 @dataclasses.dataclass
@@ -69,12 +83,11 @@ class Hosts:
     slice_roots: dict
 
 
-def slice_host(i, tree):
+def slice_host(i, tree, baseline=PLAIN_HOSTS):
     providers = build_provider_tree(f"host-{i:04d}", tree)
     root = providers.root
-    root = dataclasses.replace(
-        root, inventories={**root.inventories, **SLICE_ROOT_DISK}
-    )
+    extra = PLAIN_ROOT if baseline == SAME_HOSTS else SLICE_ROOT_DISK
+    root = dataclasses.replace(root, inventories={**root.inventories, **extra})
     return (root,) + providers.providers[1:]
 
 
@@ -85,17 +98,23 @@ def plain_host(i):
     )
 
 
-def build(client, database_url, tree, n):
-    """Create n slice hosts and n plain hosts; use the odd-numbered half."""
+def build(client, database_url, tree, n, baseline=PLAIN_HOSTS):
+    """Create n slice hosts (and, for ``plain-hosts``, n plain hosts); use
+    the odd-numbered half."""
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline {baseline!r}: one of {BASELINES}")
     hosts = Hosts(tree, {}, {}, {}, {}, {})
     trees = []
     for i in range(n):
-        providers = slice_host(i, tree)
+        providers = slice_host(i, tree, baseline)
         trees.append(providers)
         hosts.slice_roots[providers[0].uuid] = i
         for p in providers:
             hosts.where[p.uuid] = (i, p.slice_name)
             hosts.parent_of[p.uuid] = p.parent_uuid
+        if baseline == SAME_HOSTS:
+            hosts.plain[providers[0].uuid] = i
+            continue
         plain = plain_host(i)
         trees.append(plain)
         hosts.plain[plain[0].uuid] = i
@@ -181,7 +200,8 @@ def _use(client, hosts, trees, chunk=200):
             if i % 2:
                 body[_consumer(k)] = _alloc({root.uuid: PLAIN_USAGE})
                 k += 1
-            continue
+            if root.uuid not in hosts.slice_roots:
+                continue
         i = hosts.slice_roots[root.uuid]
         hosts.in_use[i] = set()
         if i % 2 == 0:

@@ -25,12 +25,45 @@ import placement_hosts  # noqa: E402
 import placement_scale  # noqa: E402
 
 
-@pytest.fixture
-def scale(placement, state_path):
+@pytest.fixture(params=placement_hosts.BASELINES)
+def scale(request, placement, state_path):
     tree = load_tree(make_conf(state_path))
     url = sqlite_url(os.path.join(state_path, DB_FILENAME))
-    hosts = placement_hosts.build(placement, url, tree, 2)
+    hosts = placement_hosts.build(placement, url, tree, 2, request.param)
     return tree, hosts, placement_scale.nova_queries(tree)
+
+
+def test_same_hosts_answer_the_plain_flavor_on_the_slice_trees(
+    placement, state_path
+):
+    """The goal's baseline: the plain flavor lands on the slice hosts'
+    roots (which also carry a compute node's VCPU and MEMORY_MB), and the
+    slice requests still see exactly the production slice inventory."""
+    tree = load_tree(make_conf(state_path))
+    url = sqlite_url(os.path.join(state_path, DB_FILENAME))
+    hosts = placement_hosts.build(
+        placement, url, tree, 2, placement_hosts.SAME_HOSTS
+    )
+    assert hosts.plain == hosts.slice_roots
+    queries = placement_scale.nova_queries(tree)
+    body = _get(placement, queries[placement_scale.PLAIN])
+    roots = {
+        rp for c in body["allocation_requests"] for rp in c["allocations"]
+    }
+    assert roots == set(hosts.slice_roots)
+    # host 1 (odd) carries a plain guest's usage on its root
+    odd = next(r for r, i in hosts.slice_roots.items() if i == 1)
+    usages = expect(
+        placement.get(f"/resource_providers/{odd}/usages"), 200
+    ).body["usages"]
+    assert usages["VCPU"] == placement_hosts.PLAIN_USAGE["VCPU"]
+    assert usages["CUSTOM_SLICE_HOST_UNITS"] == 1
+
+
+def test_unknown_baseline_is_refused(placement, state_path):
+    tree = load_tree(make_conf(state_path))
+    with pytest.raises(ValueError, match="same-hosts"):
+        placement_hosts.build(placement, None, tree, 1, "elsewhere")
 
 
 def _get(placement, query):
