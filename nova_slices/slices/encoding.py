@@ -14,7 +14,7 @@ in one allocation.  ``same_subtree`` is given once per chain edge: a single
 import dataclasses
 
 from nova_slices.errors import NovaSlicesError
-from nova_slices.slices import FLAVOR_CLASS_KEY  # noqa: F401 (re-exported)
+from nova_slices.slices import FLAVOR_CLASS_KEY  # nova/ reads it here
 from nova_slices.slices.tree import HOST_UNITS, units_class
 
 SLICE_GROUP = "_S"
