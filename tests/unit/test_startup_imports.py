@@ -89,8 +89,17 @@ FLAVOR = ["--vcpus", "8", "--memory-mb", "4096"]
         ["topology", "--capabilities-xml", "{host}"],
         ["request", *FLAVOR, "--extra-spec", "hw:cpu_policy=dedicated"],
         ["fit", *FLAVOR, "--format", "json", "--capabilities-xml", "{host}"],
+        # the embedded default's slice tree: no Placement client to read it
+        ["flavor-specs", "--format", "json"],
     ],
-    ids=["help", "topology-json", "topology-text", "request", "fit"],
+    ids=[
+        "help",
+        "topology-json",
+        "topology-text",
+        "request",
+        "fit",
+        "flavor-specs",
+    ],
 )
 def test_light_commands_import_nothing_heavy(argv, host_file, tmp_path):
     argv = [a.replace("{host}", host_file) for a in argv]
