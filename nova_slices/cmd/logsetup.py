@@ -53,7 +53,9 @@ def _setup_now(conf, debug):
 
     # what oslo_log.log.register_options does besides registering the
     # options, which logging_opts did before parsing: formatters of a
-    # log_config_append file read the configuration from here
+    # log_config_append file read the configuration from here.  (Its
+    # mutate hook is for services reloading on SIGHUP: no command mutates
+    # its configuration.)
     formatters._store_global_conf(conf)
     # stdout carries results (JSON); logs go to stderr unless a file is set
     conf.set_default("use_stderr", True)

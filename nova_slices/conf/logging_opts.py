@@ -19,8 +19,8 @@ OPTS = (*_options.generic_log_opts, *_options.log_opts)
 
 def register_options(conf):
     """Register oslo.log's options on ``conf``: the same Opt objects as
-    ``oslo_log.log.register_options``, which may still run afterwards
-    (re-registering an identical option is a no-op)."""
+    ``oslo_log.log.register_options``, which a caller may still run before
+    parsing (registering an identical option again is a no-op)."""
     conf.register_cli_opts(list(CLI_OPTS))
     conf.register_opts(list(OPTS))
 
