@@ -11,6 +11,7 @@ and tree: min and median wall and CPU seconds, and the median minus
 ``python -c pass``: the start-up the command itself costs.
 
     python benchmarks/bench_startup.py [--runs N] [--tree DIR ...]
+        [--bytecode]
 
 The host of ``topology`` and ``fit`` is the 512-CPU two-socket host of
 ``tests/hostgen.py`` written to a file; ``validate`` and ``flavor-specs``
@@ -88,6 +89,14 @@ def main():
     parser.add_argument(
         "--only", action="append", default=[], help="command name(s)"
     )
+    parser.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="let the children cache bytecode, as an installed package "
+        "has it (in a temporary PYTHONPYCACHEPREFIX, written by the warm-up "
+        "round; no tree is touched); without it a PYTHONDONTWRITEBYTECODE "
+        "environment compiles every source module of the tree each run",
+    )
     args = parser.parse_args()
     trees = [os.path.abspath(t) for t in args.tree] or [HERE]
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,6 +130,9 @@ def main():
             for i, (_name, tree, argv) in enumerate(jobs):
                 env = dict(os.environ, HOME=tmp)
                 env.pop("PYTHONPATH", None)
+                if args.bytecode:
+                    env.pop("PYTHONDONTWRITEBYTECODE", None)
+                    env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pyc")
                 if tree is not None:
                     env["PYTHONPATH"] = tree
                 wall, cpu, status = run_once(argv, env, tmp)
@@ -131,7 +143,8 @@ def main():
     base_wall = statistics.median(w for w, _ in samples[0])
     base_cpu = statistics.median(c for _, c in samples[0])
     print(
-        f"{args.runs} runs each, interleaved; seconds; "
+        f"{args.runs} runs each, interleaved; seconds; bytecode "
+        f"{'cached' if args.bytecode else 'as the environment says'}; "
         f"python -c pass: wall {base_wall:.3f}, cpu {base_cpu:.3f}"
     )
     header = (
@@ -149,7 +162,8 @@ def main():
         ratio = ""
         if tree is not None:
             ref.setdefault(name, med - base_wall)
-            if ref[name] > 0:
+            # a few ms over ``python -c pass`` is noise: no ratio of noise
+            if ref[name] > 0.005:
                 ratio = f"{(med - base_wall) / ref[name]:.2f}"
         print(
             f"{name:<20} {label:<16} {min(walls):8.3f} {med:8.3f} "

@@ -6,20 +6,8 @@ builder, the drivers) when it runs: a process runs one command, and
 for the host's.
 """
 
-from nova_slices import xmlinput
 from nova_slices.cmd.output import emit_errors, emit_json
 from nova_slices.errors import HostError, NovaSlicesError, RequestError
-from nova_slices.host.capabilities import (
-    MAX_CAPABILITIES_BYTES,
-    parse_capabilities,
-)
-from nova_slices.host.devices import (
-    MAX_NODE_FILE_BYTES,
-    parse_node_devices,
-    split_node_file,
-)
-from nova_slices.host.restrictions import load_restrictions
-from nova_slices.host.views import render_text, topology_to_dict
 
 
 def validate(args, rt):
@@ -61,6 +49,8 @@ def validate(args, rt):
 def _read(path, what, limit=None):
     """The file's bytes; with ``limit``, at most one byte more than it,
     so that an oversized file (or /dev/zero) is refused unread."""
+    from nova_slices import xmlinput
+
     try:
         if limit is not None:
             return xmlinput.read_bounded(path, limit)
@@ -77,6 +67,8 @@ def _read(path, what, limit=None):
 
 def topology(args, rt):
     """The host model: JSON contract, a readable tree, or a picture."""
+    from nova_slices.host.views import render_text, topology_to_dict
+
     topo, devices, restrictions = _host_inputs(args, rt)
     if args.format == "json":
         emit_json(topology_to_dict(topo, devices, restrictions))
@@ -90,7 +82,21 @@ def topology(args, rt):
 
 
 def _host_inputs(args, rt):
-    """Topology, devices and restrictions: a file's, or the host's."""
+    """Topology, devices and restrictions: a file's, or the host's.
+
+    The host parsers (and lxml) are imported here: ``request`` reads no
+    host."""
+    from nova_slices.host.capabilities import (
+        MAX_CAPABILITIES_BYTES,
+        parse_capabilities,
+    )
+    from nova_slices.host.devices import (
+        MAX_NODE_FILE_BYTES,
+        parse_node_devices,
+        split_node_file,
+    )
+    from nova_slices.host.restrictions import load_restrictions
+
     if args.capabilities_xml:
         path = args.capabilities_xml
         topo = parse_capabilities(

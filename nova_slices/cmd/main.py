@@ -383,27 +383,6 @@ def _command(args):
     return getattr(importlib.import_module(f"nova_slices.cmd.{module}"), name)
 
 
-def _setup_logging(conf, debug):
-    from oslo_log import log as oslo_logging
-
-    # stdout carries results (JSON); logs go to stderr unless a file is set
-    conf.set_default("use_stderr", True)
-    oslo_logging.setup(conf, "nova-slices")
-    level = logging.DEBUG if debug else logging.WARNING
-    logging.getLogger().setLevel(level)
-    for noisy in (
-        "placement",
-        "keystoneauth",
-        "stevedore",
-        "oslo_db",
-        "oslo_policy",
-        "alembic",
-        "migrate",
-        "routes",
-    ):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-
-
 def _own_file_error(exc, conf):
     """An OSError on a file under ``state_path`` (state, locks) as an
     error naming the path; None for any other file (a bug of ours)."""
@@ -447,10 +426,11 @@ def main(argv=None):
         if args.debug:
             overrides[(None, "debug")] = True
         func = _command(args)
+        from nova_slices.cmd import logsetup
         from nova_slices.cmd.runtime import Runtime, load_conf
 
         conf = load_conf(args.config_file, args.config_dir, overrides)
-        _setup_logging(conf, args.debug)
+        logsetup.setup(conf, args.debug)
         with Runtime(conf) as runtime:
             return func(args, runtime)
     except NovaSlicesError as exc:

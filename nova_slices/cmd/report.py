@@ -1,13 +1,19 @@
-"""Commands about the provider tree: sync, providers, flavor-specs."""
+"""Commands about the provider tree: sync, providers, flavor-specs.
+
+``flavor-specs`` only reads the slice tree; the repair pass (and with it
+Placement's client, keystoneauth and os-traits) is imported by ``sync``
+alone.
+"""
 
 from nova_slices.cmd.output import emit_json
 from nova_slices.cmd.render import render_providers
-from nova_slices.compute import repair
 from nova_slices.slices import encoding
 from nova_slices.slices.tree import load_tree
 
 
 def sync(args, rt):
+    from nova_slices.compute import repair
+
     result = rt.placing_driver.update_provider_tree()
     writes = rt.client.writes()
     repairs = repair.repair(rt.driver)

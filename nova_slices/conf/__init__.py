@@ -4,8 +4,9 @@ Nothing here uses a global ConfigOpts: callers build one with
 :func:`make_conf` so that tests, the CLI and nova-compute each own theirs.
 """
 
+import logging
+
 from oslo_config import cfg
-from oslo_log import log as logging
 
 from nova_slices.conf import (
     check,
@@ -13,6 +14,7 @@ from nova_slices.conf import (
     default,
     devices,
     libvirt,
+    logging_opts,
     pci,
     placement,
 )
@@ -62,7 +64,8 @@ def make_conf(args=(), default_config_files=None, register_log=True):
     # Placement is opened): importing keystoneauth is most of a start-up
     register_opts(conf, keystoneauth=False)
     if register_log:
-        logging.register_options(conf)
+        # oslo.log's options, not its logger: see logging_opts
+        logging_opts.register_options(conf)
     check.parse(
         conf,
         list(args),

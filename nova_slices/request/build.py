@@ -3,7 +3,7 @@
 from nova_slices.request import cpu, devices, memory, numa, resources
 from nova_slices.request.model import GuestRequest
 from nova_slices.request.specs import Specs, fail
-from nova_slices.slices.encoding import FLAVOR_CLASS_KEY
+from nova_slices.slices import FLAVOR_CLASS_KEY
 
 
 def build_request(vcpus, memory_mb, extra_specs=None, image_props=None):

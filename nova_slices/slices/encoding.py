@@ -14,6 +14,7 @@ in one allocation.  ``same_subtree`` is given once per chain edge: a single
 import dataclasses
 
 from nova_slices.errors import NovaSlicesError
+from nova_slices.slices import FLAVOR_CLASS_KEY  # nova/ reads it here
 from nova_slices.slices.tree import HOST_UNITS, units_class
 
 SLICE_GROUP = "_S"
@@ -23,8 +24,6 @@ SLICE_GROUP = "_S"
 #: flavor's disk is taken from the DISK_GB Nova reports on the root.
 ROOT_ZERO = ("VCPU", "PCPU", "MEMORY_MB", "DISK_GB")
 NOVA_ROOT_ZERO = ("VCPU", "PCPU", "MEMORY_MB")
-#: extra spec that names the slice class on a Nova flavor
-FLAVOR_CLASS_KEY = "nova_slices:slice_class"
 
 
 def ancestor_group(level):
