@@ -18,6 +18,7 @@ usually log nothing.  So:
 import logging
 
 from nova_slices.conf import logging_opts
+from nova_slices.errors import ConfigError
 
 #: loggers of libraries that are chatty at INFO; kept at WARNING unless
 #: --debug
@@ -59,7 +60,18 @@ def _setup_now(conf, debug):
     formatters._store_global_conf(conf)
     # stdout carries results (JSON); logs go to stderr unless a file is set
     conf.set_default("use_stderr", True)
-    oslo_logging.setup(conf, "nova-slices")
+    try:
+        oslo_logging.setup(conf, "nova-slices")
+    except OSError as exc:
+        path = exc.filename or conf.log_file
+        raise ConfigError(
+            f"[DEFAULT] log_file {path}: cannot be opened for writing: "
+            f"{exc.strerror or exc}; give a file in an existing, writable "
+            "directory (log_dir + log_file), or none to log to stderr",
+            code="config.log-file-unusable",
+            key="[DEFAULT] log_file",
+            value=path,
+        ) from None
     _set_levels(debug)
 
 

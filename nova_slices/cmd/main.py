@@ -430,7 +430,7 @@ def main(argv=None):
         from nova_slices.cmd.runtime import Runtime, load_conf
 
         conf = load_conf(args.config_file, args.config_dir, overrides)
-        logsetup.setup(conf, args.debug)
+        logsetup.setup(conf, conf.debug)
         with Runtime(conf) as runtime:
             return func(args, runtime)
     except NovaSlicesError as exc:

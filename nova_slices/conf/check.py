@@ -12,8 +12,12 @@ unparsable, not text), and :func:`check_legacy_names` refuses a legacy and
 a current name both set, one of which oslo.config would silently ignore.
 """
 
+import contextlib
 import glob
+import io
 import os
+import re
+import sys
 
 from oslo_config import cfg, types
 
@@ -22,8 +26,15 @@ from nova_slices.errors import ConfigError
 
 def parse(conf, args, **kwargs):
     """``conf(args, **kwargs)``, its file errors as ConfigErrors."""
+    said = io.StringIO()
     try:
-        conf(list(args), **kwargs)
+        with contextlib.redirect_stderr(said):
+            conf(list(args), **kwargs)
+    except SystemExit:
+        # a command-line option's value from a file (oslo.log's debug...)
+        # is checked while parsing: oslo.config prints argparse's refusal
+        # and exits 1
+        raise _command_line_option_error(said.getvalue()) from None
     except cfg.ConfigFilesNotFoundError as exc:
         files = ", ".join(exc.config_files)
         raise _file_error(
@@ -72,6 +83,28 @@ def parse(conf, args, **kwargs):
         raise ConfigError(
             f"configuration error: {exc}", code="config.invalid"
         ) from None
+    # whatever else was said while parsing (a warning) is not ours to
+    # swallow
+    sys.stderr.write(said.getvalue())
+
+
+def _command_line_option_error(text):
+    found = re.search(r"argument --([\w-]+): (.*)", text)
+    if not found:
+        return ConfigError(
+            f"configuration error: {text.strip() or 'refused while parsing'}",
+            code="config.invalid",
+        )
+    name, reason = found.group(1).replace("-", "_"), found.group(2).strip()
+    value = reason.rpartition(": ")[2]
+    valid = "; valid: true or false" if "Boolean" in reason else ""
+    return ConfigError(
+        f"[DEFAULT] {name} = {value!r} in the configuration files: "
+        f"{reason}{valid}",
+        code="config.invalid",
+        key=f"[DEFAULT] {name}",
+        value=value,
+    )
 
 
 def _file_error(path, why, code):

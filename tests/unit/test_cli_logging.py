@@ -97,9 +97,13 @@ def test_debug_in_a_file_loads_and_sets_logging_up(
     argv = [command, "--capabilities-xml", host_file]
     if command == "fit":
         argv += ["--vcpus", "4", "--memory-mb", "1024"]
-    result, _ = _run(tmp_path, argv, conf_text="[DEFAULT]\ndebug = true\n")
+    result, err = _run(
+        tmp_path, argv, [(10, "dbg")], conf_text="[DEFAULT]\ndebug = true\n"
+    )
     assert result["status"] == 0
     assert result["oslo_before"] is True
+    # debug in a file logs at DEBUG as --debug does
+    assert " DEBUG nova_slices.probe [-] dbg " in err.splitlines()[-1]
 
 
 def test_debug_flag_logs_debug_records(tmp_path):
@@ -138,8 +142,11 @@ def test_unusable_log_file_is_still_refused_before_the_command(
         ["topology", "--capabilities-xml", host_file],
         conf_text=f"[DEFAULT]\nlog_file = {log}\n",
     )
-    assert result["status"] != 0
-    assert str(log) in err
+    assert result["status"] == 2
+    assert err.startswith("error [config.log-file-unusable]: ")
+    assert f"[DEFAULT] log_file {log}: cannot be opened" in err
+    assert "No such file or directory" in err
+    assert "Traceback" not in err and "internal" not in err
     assert "host:" not in err
 
 
@@ -149,5 +156,9 @@ def test_bad_logging_value_is_still_refused(tmp_path, host_file):
         ["topology", "--capabilities-xml", host_file],
         conf_text="[DEFAULT]\ndebug = notabool\n",
     )
-    assert result["status"] != 0
-    assert "notabool" in err
+    assert result["status"] == 2
+    assert err.splitlines() == [
+        "error [config.invalid]: [DEFAULT] debug = 'notabool' in the "
+        "configuration files: Invalid Boolean value: notabool; valid: true "
+        "or false"
+    ]
