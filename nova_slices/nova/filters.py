@@ -95,16 +95,39 @@ class NUMAFitFilter(filters.BaseHostFilter, filters.CandidateFilterMixin):
 
     RUN_ON_REBUILD = False
 
+    def __init__(self):
+        super().__init__()
+        #: (flavor, image, request or refusal) last parsed.  Every host of
+        #: one scheduling request has the same flavor and image, and
+        #: reading an image's properties costs more than many a fit; the
+        #: objects themselves are held, so ``is`` matches only them (a
+        #: request interleaved with another parses again, nothing worse)
+        self._last = None
+
+    def _request(self, spec_obj):
+        """The core's request of the spec, or the NovaSlicesError that
+        refuses it (returned, not raised: the same error object serves
+        every host)."""
+        flavor, image = spec_obj.flavor, spec_obj.image
+        last = self._last
+        if last is not None and last[0] is flavor and last[1] is image:
+            answer = last[2]
+        else:
+            try:
+                answer = numa.request_of(flavor, image)
+            except NovaSlicesError as exc:
+                answer = exc
+            self._last = (flavor, image, answer)
+        return answer
+
     def host_passes(self, host_state, spec_obj):
         if asks_socket_policy(spec_obj) and not self._has_socket_trait(
             host_state, spec_obj
         ):
             return False
-        flavor = spec_obj.flavor
-        try:
-            request = numa.request_of(flavor, spec_obj.image)
-        except NovaSlicesError as exc:
-            LOG.debug("%s: %s", type(self).__name__, exc)
+        request = self._request(spec_obj)
+        if isinstance(request, NovaSlicesError):
+            LOG.debug("%s: %s", type(self).__name__, request)
             return False
         if not request.cells:
             return True

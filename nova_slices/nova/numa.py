@@ -28,30 +28,26 @@ def host_model(numa_topology):
     """
     cells, usage, reserved = [], [], []
     shared, dedicated, legacy = set(), set(), True
+    # every field of a Nova object is read once: an attribute of a
+    # versioned object costs ~1 us, and a host has hundreds of CPUs
     for nc in sorted(numa_topology.cells, key=lambda c: c.id):
-        sibling_of = {}
-        for group in nc.siblings or ():
-            for cpu in group:
-                sibling_of[cpu] = frozenset(group)
-        ids = sorted(set(nc.cpuset) | set(nc.pcpuset))
-        cpus = tuple(
-            Cpu(i, nc.socket, siblings=sibling_of.get(i, frozenset({i})))
-            for i in ids
+        cell_id, socket = nc.id, nc.socket
+        cpuset, pcpuset = frozenset(nc.cpuset), frozenset(nc.pcpuset)
+        mempages = sorted(
+            (
+                (p.size_kb, p.total, p.used, p.reserved)
+                for p in nc.mempages or ()
+            ),
         )
-        pages = tuple(
-            PagePool(p.size_kb, p.total)
-            for p in sorted(nc.mempages or (), key=lambda p: p.size_kb)
-        )
-        cells.append(Cell(nc.id, cpus, nc.memory * 1024, pages, (), nc.socket))
+        siblings = frozenset(frozenset(g) for g in nc.siblings or ())
+        cpus = _cell_cpus(socket, cpuset | pcpuset, siblings)
+        pages = tuple(PagePool(size, total) for size, total, _, _ in mempages)
+        cells.append(Cell(cell_id, cpus, nc.memory * 1024, pages, (), socket))
         used_pages = tuple(
-            (p.size_kb, p.used)
-            for p in sorted(nc.mempages or (), key=lambda p: p.size_kb)
-            if p.used
+            (size, used) for size, _, used, _ in mempages if used
         )
         reserved += [
-            ((nc.id, p.size_kb), p.reserved)
-            for p in nc.mempages or ()
-            if p.reserved
+            ((cell_id, size), held) for size, _, _, held in mempages if held
         ]
         cell_usage = CellUsage(
             frozenset(nc.pinned_cpus or ()),
@@ -60,10 +56,10 @@ def host_model(numa_topology):
             used_pages,
         )
         if cell_usage != CellUsage():
-            usage.append((nc.id, cell_usage))
-        shared |= set(nc.cpuset)
-        dedicated |= set(nc.pcpuset)
-        legacy = legacy and set(nc.cpuset) == set(nc.pcpuset)
+            usage.append((cell_id, cell_usage))
+        shared |= cpuset
+        dedicated |= pcpuset
+        legacy = legacy and cpuset == pcpuset
     restrictions = HostRestrictions(
         None if legacy else frozenset(dedicated),
         None if legacy else frozenset(shared),
@@ -71,6 +67,21 @@ def host_model(numa_topology):
         tuple(sorted(reserved)),
     )
     return HostTopology(tuple(cells)), Usage(tuple(usage)), restrictions
+
+
+@functools.lru_cache(maxsize=1024)
+def _cell_cpus(socket, ids, siblings):
+    """The Cpus of one cell, by id.
+
+    Cached: a scheduling request converts every host, a cloud has few
+    shapes of cell, and building a few hundred Cpus per host was most of
+    NUMAFitFilter's time.  Cpus are immutable, so sharing them is safe.
+    """
+    sibling_of = {cpu: group for group in siblings for cpu in group}
+    return tuple(
+        Cpu(i, socket, siblings=sibling_of.get(i) or frozenset({i}))
+        for i in sorted(ids)
+    )
 
 
 def limits_of(numa_limits):

@@ -151,6 +151,36 @@ def test_decides_like_numa_topology_filter(host, guest, fits):
     assert ours is novas is fits
 
 
+def test_one_filter_parses_each_request_once_and_never_mixes_them(
+    monkeypatch,
+):
+    """Nova keeps one filter for every request: a request is parsed once
+    for all its hosts, and the next request (another flavor or image
+    object) gets its own answer, a refused one included."""
+    parsed = []
+    real = numa.request_of
+    monkeypatch.setattr(
+        numa,
+        "request_of",
+        lambda flavor, image: parsed.append(flavor) or real(flavor, image),
+    )
+    ours = filters.NUMAFitFilter()
+    host = nova_host(pinned={1: range(8, 14)})
+    fits = spec(4, 1024, {**DEDICATED, "hw:numa_node.0": "0"})
+    assert all(ours.host_passes(host_state(host), fits) for _ in range(5))
+    assert len(parsed) == 1
+    # a new request: same values, new objects, another answer
+    too_big = spec(4, 1024, {**DEDICATED, "hw:numa_node.0": "1"})
+    assert not ours.host_passes(host_state(host), too_big)
+    bad = spec(4, 1024, {**DEDICATED, "hw:numa_node.0": "7"})
+    assert not any(ours.host_passes(host_state(host), bad) for _ in range(3))
+    assert ours.host_passes(host_state(host), fits)
+    # the spec's image replaced: parsed again
+    fits.image = objects.ImageMeta.from_dict({"properties": {}})
+    assert ours.host_passes(host_state(host), fits)
+    assert len(parsed) == 5
+
+
 def test_sets_the_limits_the_compute_claims_with():
     state = host_state(nova_host())
     assert filters.NUMAFitFilter().host_passes(state, spec(4, 1024, DEDICATED))
