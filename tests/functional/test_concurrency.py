@@ -14,7 +14,11 @@ import pytest
 
 from nova_slices.cmd.runtime import Runtime
 from nova_slices.placement.embedded import EmbeddedPlacement
+from tests.fixtures.scheduling import EXCLUSIVE
 from tests.functional.conftest import BUNDLE_CONF, make_conf, remote_conf
+
+# process bursts: see tests/fixtures/scheduling.py
+pytestmark = EXCLUSIVE
 
 REQUESTS = (
     ["CUSTOM_SLICE_1_GPU_V1"] * 5

@@ -18,6 +18,7 @@ from nova_slices.host.devices import parse_node_devices, split_node_file
 from nova_slices.virt import metadata
 from nova_slices.virt.hostdevs import domain_devices
 from tests.fixtures.fake_sysfs import FakeSysfs
+from tests.fixtures.scheduling import EXCLUSIVE
 from tests.functional.conftest import BUNDLE_CONF, make_conf
 from tests.functional.test_concurrency import spawn_all
 
@@ -300,6 +301,7 @@ def test_bad_device_requests_are_refused_before_the_claim(
     assert out == {"guests": [], "discrepancies": []}
 
 
+@EXCLUSIVE  # a burst of ten processes
 def test_concurrent_spawns_never_share_a_device(state_path, config):
     """Ten processes race for eight VFs and vGPUs on eight 1-GPU slices."""
     results = spawn_all(

@@ -15,9 +15,13 @@ from nova_slices.cpuset import parse_cpuset
 from nova_slices.virt import metadata
 from nova_slices.virt.schema import validate_domain_xml
 from tests.fixtures.fake_sysfs import FakeSysfs
+from tests.fixtures.scheduling import EXCLUSIVE
 from tests.functional.conftest import make_conf
 from tests.functional.test_concurrency import spawn_processes
 from tests.functional.test_dynamic_guests import NFV_CONF, bundle_devices
+
+# process bursts: see tests/fixtures/scheduling.py
+pytestmark = EXCLUSIVE
 
 DEDICATED = ("--extra-spec", "hw:cpu_policy=dedicated")
 #: (vcpus, memory MiB, extra specs); 20 guests asking for more pCPUs,

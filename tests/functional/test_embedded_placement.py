@@ -21,6 +21,7 @@ from nova_slices.placement import wsgi
 from nova_slices.placement.client import PlacementClient, expect
 from nova_slices.placement.embedded import EmbeddedPlacement
 from nova_slices.placement.session import placement_adapter  # noqa: E402
+from tests.fixtures.scheduling import EXCLUSIVE
 
 MV = "1.39"
 
@@ -270,6 +271,7 @@ print(json.dumps(statuses))
 """
 
 
+@EXCLUSIVE  # a burst of racing processes
 def test_processes_sharing_one_sqlite_file_get_no_500(state_dir):
     """Three processes each serve the same sqlite file and claim at once.
 
@@ -407,6 +409,7 @@ def test_bad_mode_is_rejected(state_dir):
 
 
 @pytest.mark.mariadb
+@EXCLUSIVE  # with the other MariaDB tests: one server per run
 def test_subprocess_mode_over_mariadb(state_dir, mariadb):
     url = mariadb.create_database("sub_basic")
     with EmbeddedPlacement(
@@ -429,6 +432,7 @@ def test_subprocess_mode_over_mariadb(state_dir, mariadb):
 
 
 @pytest.mark.mariadb
+@EXCLUSIVE  # racing threads; one MariaDB server per run
 def test_racing_claims_over_mariadb_never_over_commit(state_dir, mariadb):
     """DESIGN 3.2: with allocation_conflict_retry_count = 1 two consumers
     racing for the last unit never both win; the loser gets a 409."""

@@ -21,7 +21,11 @@ from lxml import etree
 from nova_slices import data
 from nova_slices.cmd.main import main
 from nova_slices.virt import sandbox
+from tests.fixtures.scheduling import EXCLUSIVE
 from tests.functional.conftest import BUNDLE_CONF
+
+# wall-clock bounds: see tests/fixtures/scheduling.py
+pytestmark = EXCLUSIVE
 
 #: seconds any row may take: the render deadline of the slowest row,
 #: plus slack for a loaded machine

@@ -24,7 +24,11 @@ import pytest
 from nova_slices.placement.client import PlacementClient
 from nova_slices.placement.embedded import EmbeddedPlacement
 from nova_slices.placement.session import placement_adapter
+from tests.fixtures.scheduling import EXCLUSIVE
 from tests.functional.conftest import BUNDLE_CONF, make_conf, remote_conf
+
+# wall-clock bounds: see tests/fixtures/scheduling.py
+pytestmark = EXCLUSIVE
 
 #: seconds a command may take beyond baseline + timeout x attempts
 #: (scheduling noise on a shared machine; far below the 60 s default and

@@ -12,6 +12,10 @@ from nova_slices.cpuset import (
     format_cpuset,
     parse_cpuset,
 )
+from tests.fixtures.scheduling import EXCLUSIVE
+
+# wall-clock bounds: see tests/fixtures/scheduling.py
+pytestmark = EXCLUSIVE
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,11 @@ from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.devices import parse_node_devices, split_node_file
 from nova_slices.host.topology import Cell, Cpu, HostTopology, PagePool
 from nova_slices.virt.host_check import check_domain
+from tests.fixtures.scheduling import EXCLUSIVE
 from tests.unit.test_capabilities import _caps, _cell
+
+# wall-clock bounds: see tests/fixtures/scheduling.py
+pytestmark = EXCLUSIVE
 
 #: seconds any refusal here may take (each takes milliseconds)
 BOUND = 5.0

@@ -21,7 +21,11 @@ from nova_slices.virt.templates import (
     check_slice_template,
     render_slice_template,
 )
+from tests.fixtures.scheduling import EXCLUSIVE
 from tests.unit.test_templates import TEMPLATES, make_context
+
+# wall-clock bounds: see tests/fixtures/scheduling.py
+pytestmark = EXCLUSIVE
 
 #: seconds a refusal may take: the render deadline, plus slack for a
 #: loaded machine

@@ -8,7 +8,11 @@ from nova_slices.cmd.runtime import load_conf
 from nova_slices.errors import ConfigError
 from nova_slices.host.capabilities import parse_capabilities
 from nova_slices.host.restrictions import load_restrictions
+from tests.fixtures.scheduling import EXCLUSIVE
 from tests.unit.test_capabilities import DATA
+
+# wall-clock bounds: see tests/fixtures/scheduling.py
+pytestmark = EXCLUSIVE
 
 
 def topo():
