@@ -34,10 +34,7 @@ def host_model(numa_topology):
         cell_id, socket = nc.id, nc.socket
         cpuset, pcpuset = frozenset(nc.cpuset), frozenset(nc.pcpuset)
         mempages = sorted(
-            (
-                (p.size_kb, p.total, p.used, p.reserved)
-                for p in nc.mempages or ()
-            ),
+            (p.size_kb, p.total, p.used, p.reserved) for p in nc.mempages or ()
         )
         siblings = frozenset(frozenset(g) for g in nc.siblings or ())
         cpus = _cell_cpus(socket, cpuset | pcpuset, siblings)
@@ -195,9 +192,11 @@ def _guest_request(vcpus, memory_mb, extra_specs, image_props):
 
 
 def request_of(flavor, image_meta):
-    """The core's GuestRequest of a Nova flavor and ImageMeta, parsed
-    once for all the hosts one scheduling request visits (a cache over
-    frozen items).  Raises NovaSlicesError on keys the core refuses."""
+    """The core's GuestRequest of a Nova flavor and ImageMeta (a cache
+    over their frozen items: equal flavors and images are parsed once;
+    building the key still reads every image property, which is why
+    ``NUMAFitFilter`` asks once per scheduling request, not per host).
+    Raises NovaSlicesError on keys the core refuses."""
     return _guest_request(
         flavor.vcpus,
         flavor.memory_mb,

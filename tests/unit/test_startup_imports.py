@@ -5,8 +5,8 @@ files start in a fraction of the time when keystoneauth (Placement),
 libvirt, jinja2 (templates), the demo and oslo.log's logger stay
 unimported; this pins that, without timing anything, in a fresh
 interpreter per case.  oslo.log is set up only when the configuration
-asks for logging, or at the first record: the tests at the end check
-that logging still works both ways.
+asks for logging, or at the first record: ``test_cli_logging.py``
+checks that logging still works both ways.
 """
 
 import json
